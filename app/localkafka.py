@@ -1,0 +1,327 @@
+"""A real single-node Kafka broker (KRaft) for development and tests, from Maven Central jars.
+
+No Docker: Maven fetches ``org.apache.kafka:kafka_2.13`` and a log4j binding into
+``<home>/jars``, the storage is formatted once, and the broker runs as a plain
+``java`` process whose pid is kept in ``<home>/broker.pid``.
+
+Stdlib only, so ``scripts/kafka`` works before the virtualenv exists.
+
+    python -m app.localkafka start|stop|status|wait|logs|env
+
+Environment (all optional):
+
+    LABELSTREAM_KAFKA_HOME             folder for jars, data, logs   (./var/kafka)
+    LABELSTREAM_KAFKA_PORT             client listener port          (9092)
+    LABELSTREAM_KAFKA_CONTROLLER_PORT  KRaft controller port         (port + 1)
+    LABELSTREAM_KAFKA_VERSION          Apache Kafka version          (4.1.1)
+    LABELSTREAM_KAFKA_HEAP             broker heap                   (512m)
+
+Every failure ends in one line on stderr that says what went wrong, what to do
+and where the log is, and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+KAFKA_VERSION = "4.1.1"
+LOG4J_VERSION = "2.24.3"
+STOP_GRACE_SECONDS = 30.0
+
+
+class KafkaError(RuntimeError):
+    """A failure with a one-line, actionable message."""
+
+
+@dataclass(frozen=True)
+class Broker:
+    home: Path
+    port: int
+    controller_port: int
+    version: str = KAFKA_VERSION
+    heap: str = "512m"
+
+    @classmethod
+    def from_env(cls) -> "Broker":
+        root = Path(__file__).resolve().parent.parent
+        home = Path(os.environ.get("LABELSTREAM_KAFKA_HOME", root / "var" / "kafka")).resolve()
+        port = int(os.environ.get("LABELSTREAM_KAFKA_PORT", "9092"))
+        cport = int(os.environ.get("LABELSTREAM_KAFKA_CONTROLLER_PORT", str(port + 1)))
+        return cls(
+            home=home,
+            port=port,
+            controller_port=cport,
+            version=os.environ.get("LABELSTREAM_KAFKA_VERSION", KAFKA_VERSION),
+            heap=os.environ.get("LABELSTREAM_KAFKA_HEAP", "512m"),
+        )
+
+    # -- paths -----------------------------------------------------------------
+    @property
+    def jars(self) -> Path:
+        return self.home / "jars" / self.version
+
+    @property
+    def data(self) -> Path:
+        return self.home / f"data-{self.port}"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / f"logs-{self.port}"
+
+    @property
+    def log_file(self) -> Path:
+        return self.log_dir / "server.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / f"broker-{self.port}.pid"
+
+    @property
+    def url(self) -> str:
+        return f"kafka://127.0.0.1:{self.port}"
+
+    # -- state -------------------------------------------------------------------
+    def pid(self) -> int | None:
+        """The broker's pid if our broker process is alive."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return None
+        return pid if b"kafka.Kafka" in cmdline else None
+
+    def reachable(self) -> bool:
+        return port_open(self.port)
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+# -- jars ----------------------------------------------------------------------------
+POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>labelstream</groupId><artifactId>kafka-runtime</artifactId><version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>{kafka}</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId><version>{log4j}</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId><version>{log4j}</version></dependency>
+  </dependencies>
+</project>
+"""
+
+
+def fetch_jars(b: Broker) -> None:
+    """Resolve the broker's runtime classpath with Maven (cached in ~/.m2 afterwards)."""
+    marker = b.jars / ".complete"
+    if marker.exists():
+        return
+    if not _which("mvn") or not _which("java"):
+        raise KafkaError("java and mvn are needed to fetch the Kafka broker: install a JDK 17 and Maven")
+    work = b.home / "maven"
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "pom.xml").write_text(POM.format(kafka=b.version, log4j=LOG4J_VERSION))
+    log = work / "mvn.log"
+    with log.open("wb") as out:
+        rc = subprocess.call(
+            ["mvn", "-q", "-B", "-f", str(work / "pom.xml"), "dependency:copy-dependencies",
+             "-DincludeScope=runtime", f"-DoutputDirectory={b.jars}"],
+            stdout=out, stderr=subprocess.STDOUT,
+        )
+    if rc != 0 or not any(b.jars.glob("kafka_2.13-*.jar")):
+        raise KafkaError(f"Maven could not fetch the Kafka {b.version} jars (network or Maven Central unreachable?): see {log}")
+    marker.write_text(b.version)
+
+
+def _which(cmd: str) -> bool:
+    return any((Path(p) / cmd).exists() for p in os.environ.get("PATH", "").split(os.pathsep))
+
+
+# -- config ---------------------------------------------------------------------------
+def server_properties(b: Broker) -> str:
+    """Single-node broker+controller; replication factor 1 everywhere, no rebalance delay."""
+    return f"""process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:{b.controller_port}
+listeners=PLAINTEXT://127.0.0.1:{b.port},CONTROLLER://127.0.0.1:{b.controller_port}
+advertised.listeners=PLAINTEXT://127.0.0.1:{b.port}
+inter.broker.listener.name=PLAINTEXT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs={b.data}
+num.partitions=1
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+message.max.bytes=16777216
+log.retention.hours=24
+log.segment.bytes=67108864
+log.cleaner.dedupe.buffer.size=16777216
+"""
+
+
+LOG4J2 = """status=warn
+appender.f.type=RollingFile
+appender.f.name=F
+appender.f.fileName=${sys:kafka.logs.dir}/server.log
+appender.f.filePattern=${sys:kafka.logs.dir}/server.log.%i
+appender.f.layout.type=PatternLayout
+appender.f.layout.pattern=[%d] %p %m (%c)%n
+appender.f.policies.type=Policies
+appender.f.policies.size.type=SizeBasedTriggeringPolicy
+appender.f.policies.size.size=20MB
+appender.f.strategy.type=DefaultRolloverStrategy
+appender.f.strategy.max=2
+rootLogger.level=INFO
+rootLogger.appenderRef.f.ref=F
+logger.kafka.name=kafka
+logger.kafka.level=INFO
+logger.state.name=state.change.logger
+logger.state.level=WARN
+"""
+
+
+def _java(b: Broker, *args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(["java", "-cp", str(b.jars / "*"), *args], capture_output=True, text=True, **kw)
+
+
+def format_storage(b: Broker) -> None:
+    if (b.data / "meta.properties").exists():
+        return
+    b.data.mkdir(parents=True, exist_ok=True)
+    props = b.home / f"server-{b.port}.properties"
+    props.write_text(server_properties(b))
+    uuid = _java(b, "kafka.tools.StorageTool", "random-uuid").stdout.strip()
+    r = _java(b, "kafka.tools.StorageTool", "format", "-t", uuid, "-c", str(props))
+    if r.returncode != 0:
+        raise KafkaError(f"formatting Kafka storage in {b.data} failed: {(r.stderr or r.stdout).strip().splitlines()[-1:]}")
+
+
+# -- commands -------------------------------------------------------------------------
+def start(b: Broker, timeout: float = 90.0) -> str:
+    if b.pid():
+        wait(b, timeout)
+        return f"kafka already running on 127.0.0.1:{b.port} (pid {b.pid()})"
+    for port in (b.port, b.controller_port):
+        if port_open(port):
+            raise KafkaError(
+                f"port {port} is already in use by another process: stop it, or pick free ports with "
+                f"LABELSTREAM_KAFKA_PORT=<port> (or use that broker with LABELSTREAM_BROKER=kafka://127.0.0.1:{b.port})"
+            )
+    b.home.mkdir(parents=True, exist_ok=True)
+    fetch_jars(b)
+    format_storage(b)
+    props = b.home / f"server-{b.port}.properties"
+    props.write_text(server_properties(b))
+    log4j = b.home / "log4j2.properties"
+    log4j.write_text(LOG4J2)
+    b.log_dir.mkdir(parents=True, exist_ok=True)
+    stdout = (b.log_dir / "stdout.log").open("ab")
+    proc = subprocess.Popen(
+        ["java", f"-Xmx{b.heap}", f"-Xms{b.heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+         f"-Dlog4j2.configurationFile={log4j}", f"-Dkafka.logs.dir={b.log_dir}",
+         "-cp", str(b.jars / "*"), "kafka.Kafka", str(props)],
+        stdout=stdout, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+    )
+    b.pid_file.write_text(str(proc.pid))
+    wait(b, timeout, proc=proc)
+    return f"kafka started on 127.0.0.1:{b.port} (pid {proc.pid}, log {b.log_file})"
+
+
+def _started_in_log(b: Broker) -> bool:
+    try:
+        with b.log_file.open("rb") as f:
+            return b"Kafka Server started" in f.read()
+    except OSError:
+        return False
+
+
+def wait(b: Broker, timeout: float = 90.0, proc: subprocess.Popen | None = None) -> str:
+    """Block until clients can connect (listener open once the broker is unfenced)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise KafkaError(f"the Kafka broker exited with code {proc.returncode} while starting: see {b.log_file} and {b.log_dir / 'stdout.log'}")
+        if b.reachable() and (proc is None or _started_in_log(b)):
+            return f"kafka ready on 127.0.0.1:{b.port}"
+        time.sleep(0.2)
+    raise KafkaError(f"no Kafka broker answered on 127.0.0.1:{b.port} within {timeout:.0f}s: start it with 'scripts/kafka start' (log: {b.log_file})")
+
+
+def stop(b: Broker) -> str:
+    pid = b.pid()
+    if not pid:
+        b.pid_file.unlink(missing_ok=True)
+        return f"kafka not running on port {b.port}"
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    while time.monotonic() < deadline and b.pid():
+        time.sleep(0.2)
+    how = "stopped"
+    if b.pid():
+        os.kill(pid, signal.SIGKILL)
+        how = "killed (no clean shutdown within 30s)"
+        while b.pid():
+            time.sleep(0.1)
+    b.pid_file.unlink(missing_ok=True)
+    return f"kafka {how} (pid {pid})"
+
+
+def status(b: Broker) -> str:
+    pid = b.pid()
+    if pid and b.reachable():
+        return f"running: pid {pid}, 127.0.0.1:{b.port}, data {b.data}"
+    if pid:
+        return f"starting: pid {pid}, port {b.port} not open yet"
+    if b.reachable():
+        return f"not ours: something else listens on 127.0.0.1:{b.port}"
+    raise KafkaError(f"stopped: no broker on 127.0.0.1:{b.port} (start it with 'scripts/kafka start')")
+
+
+def logs(b: Broker, lines: int = 60) -> str:
+    try:
+        return "\n".join(b.log_file.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        raise KafkaError(f"no broker log yet at {b.log_file}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cmd = argv[0] if argv else "status"
+    b = Broker.from_env()
+    actions = {"start": start, "stop": stop, "status": status, "wait": wait, "logs": logs,
+               "env": lambda b: f"LABELSTREAM_BROKER={b.url}", "fetch": lambda b: (fetch_jars(b), f"jars in {b.jars}")[1]}
+    if cmd not in actions:
+        print(f"usage: kafka {{{'|'.join(actions)}}}", file=sys.stderr)
+        return 2
+    try:
+        print(actions[cmd](b))
+    except KafkaError as e:
+        print(f"kafka {cmd}: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Every setting of the service, read from the environment (prefix ``LABELSTREAM_``).
+
+    >>> Settings(broker="kafka://10.0.0.1:9092").broker
+    'kafka://10.0.0.1:9092'
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LABELSTREAM_", extra="ignore")
+
+    # Kafka and Faust
+    app_id: str = "labelstream"
+    broker: str = "kafka://127.0.0.1:9092"
+    topic_prefix: str = "labelstream."
+    topic_partitions: int | None = Field(None, ge=1, description="overrides the catalog's partition counts")
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
+    store: str = "memory://"  # or rocksdb:// with the [rocksdb] extra
+    data_dir: Path = Path("var/worker")
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    web_enabled: bool = True
+    log_level: str = "info"
+
+    # batching of the classifying agents
+    batch_size: int = Field(256, ge=1)
+    batch_within: float = Field(0.05, gt=0)
+    classify_threads: int = Field(2, ge=1)
+
+    # limits on input (violations are dead-lettered with a reason)
+    max_payload_bytes: int = 8 * 1024 * 1024
+    max_vector_dim: int = 4096
+    max_segments: int = 20_000
+    max_prompts: int = 1_000
+
+    # kNN index
+    knn_exact_threshold: int = 2_000
+    annoy_n_trees: int | None = None
+    annoy_search_k: int | None = None
+
+    # vectorizer for text without vectors (zero-shot prompts, text events)
+    vectorizer: Literal["none", "hashing", "minilm"] = "hashing"
+    vector_dim: int = 384
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
