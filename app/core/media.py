@@ -24,7 +24,9 @@ Definitions (segment ``i`` with option ``o_i``, class ``c``, media duration ``D`
   to ``[0, D]``) divided by ``D``, so overlapping segments never count twice; for
   ``D <= 0`` (images) 1 if anything matched.
 * A class is returned iff it has a match, ``score >= threshold["min_video_score"]``
-  and ``duration_ratio >= threshold["min_duration_ratio"]`` (both default 0).
+  and ``duration_ratio >= threshold["min_duration_ratio"]`` (both default 0). The
+  reference types ``threshold`` as an untyped dict; these six keys (three options and
+  three ``min_*``) are our schema, and any other key raises ``ValueError``.
 * **clips** — matched segments of one option, in time order, merge while the next
   starts at or before the running end (+1e-6 s): ``start`` = first start, ``end`` =
   max end, ``score`` = max ``s``, ``prompt`` = that segment's prompt,
@@ -89,6 +91,9 @@ class MediaClass:
         pv = np.asarray(self.prompt_vectors)
         if not self.prompts or pv.ndim != 2 or pv.shape[0] != len(self.prompts):
             raise ValueError(f"class {self.name!r}: need one prompt vector row per prompt")
+        if not all(isinstance(p, str) and p.strip() for p in self.prompts):
+            # an empty prompt would exact-match every word boundary of every text
+            raise ValueError(f"class {self.name!r}: prompts must be non-empty strings")
         _check_options(self.options or OPTIONS)
         _check_conversation_option(self.conversation_option or "semantic")
 
@@ -190,7 +195,7 @@ def _clips(cls: MediaClass, rows: np.ndarray, seg: SegmentArrays, s: np.ndarray,
 
 def classify_media(
     segments: SegmentArrays,
-    duration: float,
+    duration: float | None,
     classes: Sequence[MediaClass],
     *,
     video_id: str = "",
@@ -206,6 +211,7 @@ def classify_media(
     ``conversation_option``, threshold keys or mismatched vector sizes."""
     _check_options(options)
     _check_conversation_option(conversation_option)
+    duration = float(duration or 0.0)  # images may carry no duration
     threshold = dict(threshold or {})
     if unknown := set(threshold) - THRESHOLD_KEYS:
         raise ValueError(f"unknown threshold keys {sorted(unknown)}; allowed {sorted(THRESHOLD_KEYS)}")

@@ -292,3 +292,10 @@ def test_two_hour_video_is_fast() -> None:
         best = min(best, time.perf_counter() - t0)
     assert r["classes"][0]["name"] == "c0" and r["classes"][0]["duration_ratio"] == 1.0
     assert best < 1.0, best
+
+
+def test_empty_prompt_and_missing_duration() -> None:
+    with pytest.raises(ValueError):
+        MediaClass("x", [" "], E[[0]])
+    segs = SegmentArrays.from_segments([{"start": 0, "end": 0, "option": "visual", "vector": [1, 0, 0, 0]}])
+    assert classify_media(segs, None, _classes())["classes"][0]["duration_ratio"] == 1.0
