@@ -6,7 +6,7 @@ No Docker: Maven fetches ``org.apache.kafka:kafka_2.13`` and a log4j binding int
 
 Stdlib only, so ``scripts/kafka`` works before the virtualenv exists.
 
-    python -m app.localkafka start|stop|status|wait|logs|env
+    python -m app.localkafka start|stop|status|wait|logs|reset|env|fetch
 
 Environment (all optional):
 
@@ -286,6 +286,15 @@ def stop(b: Broker) -> str:
     return f"kafka {how} (pid {pid})"
 
 
+def reset(b: Broker) -> str:
+    """Stop the broker and delete its data (a fresh, empty cluster on the next start)."""
+    import shutil
+
+    said = stop(b)
+    shutil.rmtree(b.data, ignore_errors=True)
+    return f"{said}; data removed ({b.data})"
+
+
 def status(b: Broker) -> str:
     pid = b.pid()
     if pid and b.reachable():
@@ -309,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     cmd = argv[0] if argv else "status"
     b = Broker.from_env()
     actions = {"start": start, "stop": stop, "status": status, "wait": wait, "logs": logs,
-               "env": lambda b: f"LABELSTREAM_BROKER={b.url}", "fetch": lambda b: (fetch_jars(b), f"jars in {b.jars}")[1]}
+               "reset": reset, "env": lambda b: f"LABELSTREAM_BROKER={b.url}", "fetch": lambda b: (fetch_jars(b), f"jars in {b.jars}")[1]}
     if cmd not in actions:
         print(f"usage: kafka {{{'|'.join(actions)}}}", file=sys.stderr)
         return 2

@@ -1,0 +1,44 @@
+# Labelstream: the two set-up commands are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+# The test broker has its own port and data, so it never touches a development broker.
+TEST_PORT ?= 19092
+TEST_ENV  := LABELSTREAM_KAFKA_PORT=$(TEST_PORT) LABELSTREAM_BROKER=kafka://127.0.0.1:$(TEST_PORT)
+PYTEST_ARGS ?=
+
+.PHONY: install demo test unit kafka-start kafka-stop bench topics clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q -e '.[test]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+## Run the main job on the embedded default: local broker, a worker, sample events, results printed.
+demo: install
+	$(BIN)/labelstream demo
+
+## Run the whole test suite against a real local broker, stopped even when tests fail.
+test: install
+	@$(TEST_ENV) scripts/kafka reset >/dev/null
+	@$(TEST_ENV) scripts/kafka start
+	@$(TEST_ENV) $(BIN)/python -m pytest -q $(PYTEST_ARGS); rc=$$?; \
+	  $(TEST_ENV) scripts/kafka stop; exit $$rc
+
+## Unit tests only (no broker).
+unit: install
+	$(BIN)/python -m pytest -q tests/unit
+
+bench: install
+	$(BIN)/python bench/knn_accuracy.py
+	$(BIN)/python bench/zeroshot_throughput.py
+
+topics: install
+	$(BIN)/labelstream topics export
+
+clean:
+	scripts/kafka stop || true
+	rm -rf var build *.egg-info

@@ -1,0 +1,61 @@
+"""Topic creation from the catalog, with the raw Kafka admin client.
+
+Faust creates the topics it consumes (``internal=True``) but not the ones it only writes
+(results, moderation, deadletter); creating every catalog topic up front also fails fast,
+with one clear line, when the broker is unreachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+
+from app.settings import Settings
+from app.topics import CATALOG
+
+
+class BrokerUnavailable(RuntimeError):
+    pass
+
+
+def bootstrap(broker_url: str) -> str:
+    """``kafka://h1:9092;kafka://h2:9092`` -> ``h1:9092,h2:9092`` (aiokafka's form)."""
+    parts = [p.strip() for p in broker_url.replace(";", ",").split(",") if p.strip()]
+    return ",".join(p.split("://", 1)[-1] for p in parts)
+
+
+async def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
+    """Create missing catalog topics; returns the names created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap(settings.broker), request_timeout_ms=10_000)
+    try:
+        await asyncio.wait_for(admin.start(), timeout)
+    except (KafkaConnectionError, asyncio.TimeoutError, OSError) as e:
+        await admin.close()
+        raise BrokerUnavailable(
+            f"no Kafka broker reachable at {settings.broker} ({type(e).__name__}): start one with "
+            f"'scripts/kafka start' or set LABELSTREAM_BROKER"
+        ) from None
+    try:
+        existing = set(await admin.list_topics())
+        new = [
+            NewTopic(
+                settings.topic(spec.name),
+                settings.topic_partitions or spec.partitions,
+                1,
+                topic_configs={"cleanup.policy": spec.cleanup_policy, **spec.config},
+            )
+            for spec in CATALOG.values()
+            if settings.topic(spec.name) not in existing
+        ]
+        if new:
+            try:
+                await admin.create_topics(new)
+            except TopicAlreadyExistsError:
+                pass  # another worker won the race
+            except KafkaError as e:
+                raise BrokerUnavailable(f"creating topics on {settings.broker} failed: {e}") from None
+        return [t.name for t in new]
+    finally:
+        await admin.close()

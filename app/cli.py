@@ -1,0 +1,105 @@
+"""The ``labelstream`` command: worker, local Kafka, topic catalog, demo, produce and tail."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from typing import Optional
+
+import typer
+
+from app import localkafka
+
+cli = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+topics_cli = typer.Typer(no_args_is_help=True, help="The topic catalog in topics/.")
+cli.add_typer(topics_cli, name="topics")
+
+
+def fail(message: str) -> None:
+    typer.echo(f"labelstream: {message}", err=True)
+    raise typer.Exit(1)
+
+
+@cli.command()
+def worker(loglevel: str = typer.Option(None, "--loglevel", "-l", help="debug|info|warning")) -> None:
+    """Run a Faust worker (same as ``faust -A app.main worker``), creating catalog topics first."""
+    from app.admin import BrokerUnavailable, ensure_topics
+    from app.settings import get_settings
+
+    settings = get_settings()
+    try:
+        asyncio.run(ensure_topics(settings))
+    except BrokerUnavailable as e:
+        fail(str(e))
+    from app.main import app
+
+    sys.argv = ["labelstream", "worker", "-l", loglevel or settings.log_level]
+    app.main()
+
+
+@cli.command(context_settings={"allow_extra_args": True})
+def kafka(action: str = typer.Argument("status", help="start | stop | status | wait | logs | env | fetch")) -> None:
+    """Manage the local single-node Kafka broker (jars from Maven Central, data under var/kafka)."""
+    raise typer.Exit(localkafka.main([action]))
+
+
+@topics_cli.command("export")
+def topics_export() -> None:
+    """Regenerate topics/*.json from the pydantic models."""
+    from app.topics import export
+
+    for path in export():
+        typer.echo(f"wrote {path.relative_to(path.parent.parent)}")
+
+
+@topics_cli.command("create")
+def topics_create() -> None:
+    """Create every catalog topic that does not exist yet."""
+    from app.admin import BrokerUnavailable, ensure_topics
+    from app.settings import get_settings
+
+    try:
+        created = asyncio.run(ensure_topics(get_settings()))
+    except BrokerUnavailable as e:
+        fail(str(e))
+    typer.echo(f"created: {', '.join(created) or 'nothing (all exist)'}")
+
+
+@cli.command()
+def demo(
+    objects: int = typer.Option(12, help="sample objects to publish"),
+    timeout: float = typer.Option(90.0, help="give up after this many seconds"),
+) -> None:
+    """Run the whole flow on the embedded default and print results as they arrive.
+
+    Starts the local broker unless LABELSTREAM_BROKER is set, starts a worker, publishes
+    sample training data and objects, prints each result, then shuts everything down.
+    """
+    from app.demo import run_demo
+
+    try:
+        code = run_demo(n_objects=objects, timeout=timeout, use_local=not os.environ.get("LABELSTREAM_BROKER"))
+    except localkafka.KafkaError as e:
+        fail(str(e))
+    raise typer.Exit(code)
+
+
+@cli.command()
+def tail(
+    topic: str = typer.Argument("results", help="catalog name (results, deadletter, moderation, ...)"),
+    limit: Optional[int] = typer.Option(None, help="stop after this many records"),
+    from_beginning: bool = typer.Option(False, "--from-beginning"),
+) -> None:
+    """Print records of a topic as JSON lines."""
+    from app.clients import tail_topic
+
+    asyncio.run(tail_topic(topic, limit=limit, from_beginning=from_beginning))
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""``labelstream demo``: the whole flow on this machine, results printed as they arrive."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from pathlib import Path
+
+from app import localkafka, samples
+from app.clients import produce, records
+from app.process import WorkerProcess
+from app.settings import get_settings
+
+
+def run_demo(n_objects: int = 12, timeout: float = 90.0, use_local: bool = True) -> int:
+    started_at = time.monotonic()
+    broker = localkafka.Broker.from_env()
+    started_broker = False
+    if use_local and not broker.pid():
+        print(localkafka.start(broker), flush=True)
+        started_broker = True
+    env = {"LABELSTREAM_BROKER": broker.url} if use_local else {}
+    if use_local:
+        import os
+
+        os.environ.update(env)
+    settings = get_settings()
+    worker = WorkerProcess({**env, "LABELSTREAM_DATA_DIR": "var/demo-worker"}, Path("var/demo-worker.log"))
+    try:
+        print(f"starting a worker (log: {worker.log_path}) ...", flush=True)
+        worker.start().wait_ready(timeout)
+        return asyncio.run(_publish_and_print(worker, n_objects, timeout, started_at))
+    finally:
+        worker.stop()
+        if started_broker:
+            print(localkafka.stop(broker), flush=True)
+
+
+async def _publish_and_print(worker: WorkerProcess, n: int, timeout: float, t0: float) -> int:
+    training = samples.training_records()
+    await produce("training", training)
+    worker.wait_ready(timeout, min_training=len(training))
+    run = uuid.uuid4().hex[:6]
+    objs = samples.objects(n, run=run)
+    expected = {oid: label for oid, _, label in objs}
+    print(f"published {len(training)} training records; classifying {n} objects (run {run})", flush=True)
+    correct = seen = 0
+
+    async def _read() -> None:
+        nonlocal correct, seen
+        async for _, r in records("results", from_beginning=True):
+            if r.get("item_id") not in expected:
+                continue
+            seen += 1
+            label, want = r["labels"].get("topic"), expected[r["item_id"]]
+            correct += label == want
+            meta = r["detail"]["knn"]["topic"]["meta"]
+            print(f"  {r['item_id']:<16} topic={label:<9} confidence={r['confidence']['topic']:.2f} "
+                  f"winning={meta['winningCount']}/{meta['overallCount']} expected={want:<9} "
+                  f"index v{r['index_version']['topic']}", flush=True)
+            if seen == n:
+                return
+
+    reader = asyncio.create_task(_read())
+    await asyncio.sleep(0.5)  # the reader is positioned before the objects go out
+    await produce("objects", [(key, value) for key, value, _ in objs])
+    try:
+        await asyncio.wait_for(reader, timeout)
+    except asyncio.TimeoutError:
+        print(f"only {seen}/{n} results within {timeout:.0f}s: see {worker.log_path}")
+        return 1
+    print(f"{seen} results, {correct} as expected, in {time.monotonic() - t0:.1f}s from start")
+    return 0

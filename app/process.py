@@ -1,0 +1,86 @@
+"""A worker as a child process: started, probed for readiness, stopped or killed.
+
+Used by the demo, the integration tests and the fault scripts, so all three run the
+worker exactly as production does (``labelstream worker``), not an in-process imitation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class WorkerProcess:
+    def __init__(self, env: dict[str, str], log_path: Path, web_port: int | None = None):
+        self.web_port = web_port or free_port()
+        self.env = {**os.environ, **env, "LABELSTREAM_WEB_PORT": str(self.web_port),
+                    "LABELSTREAM_WEB_HOST": "127.0.0.1", "PYTHONUNBUFFERED": "1"}
+        self.log_path = Path(log_path)
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "WorkerProcess":
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], env=self.env,
+                                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     start_new_session=True)
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def health(self) -> dict | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/health/ready", timeout=2) as r:
+                return json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return json.loads(e.read() or b"{}")
+        except (OSError, ValueError):
+            return None
+
+    def wait_ready(self, timeout: float = 90.0, min_training: int = 0) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive:
+                raise RuntimeError(f"worker exited with code {self.proc.returncode}: see {self.log_path}\n{self.tail()}")
+            h = self.health()
+            if h and h.get("ready") and h.get("training_records_applied", 0) >= min_training:
+                return h
+            time.sleep(0.2)
+        raise TimeoutError(f"worker not ready within {timeout:.0f}s (last health: {self.health()}): see {self.log_path}")
+
+    def tail(self, n: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        if not self.alive:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return self.kill()
+
+    def kill(self) -> int | None:
+        """kill -9 the worker (the crash a fault test wants)."""
+        if self.alive:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        return self.proc.wait(10) if self.proc else None

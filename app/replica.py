@@ -1,0 +1,84 @@
+"""Every worker's full copy of the training state, tailed from the training table's changelog.
+
+The training table is partitioned like any Faust table, but every worker needs *all*
+examples, classifiers and taxonomies to classify its share of the objects. Faust's
+``GlobalTable`` would do this but loses updates with several workers (faust-streaming
+issue #283), so each worker reads the changelog itself: a group-less consumer assigned
+every partition, from the beginning, applying each record to the model state. It is
+``caught_up`` once it has read up to the end offsets it saw at start (readiness).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Callable
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+log = logging.getLogger(__name__)
+
+Apply = Callable[[str, bytes | None], None]
+
+
+class ChangelogReplica:
+    def __init__(self, bootstrap: str, topic: str, apply: Apply, *, fetch_wait_ms: int = 20):
+        self.bootstrap, self.topic, self.apply = bootstrap, topic, apply
+        self.fetch_wait_ms = fetch_wait_ms
+        self.caught_up = asyncio.Event()
+        self.applied = 0
+        self.failed = 0
+
+    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
+        # The changelog topic is created by Faust when the table starts: wait for it.
+        while True:
+            parts = consumer.partitions_for_topic(self.topic)
+            if parts:
+                return [TopicPartition(self.topic, p) for p in sorted(parts)]
+            await consumer._client.force_metadata_update()  # noqa: SLF001 - no public refresh
+            await asyncio.sleep(0.2)
+
+    async def run(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            fetch_max_wait_ms=self.fetch_wait_ms,
+            max_partition_fetch_bytes=16 * 1024 * 1024,
+            fetch_max_bytes=64 * 1024 * 1024,
+        )
+        await consumer.start()
+        try:
+            tps = await self._partitions(consumer)
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            end = await consumer.end_offsets(tps)
+            pending = {tp for tp, off in end.items() if off > 0}
+            if not pending:
+                self.caught_up.set()
+            while True:
+                batches = await consumer.getmany(timeout_ms=200, max_records=5000)
+                for tp, records in batches.items():
+                    for rec in records:
+                        self._apply(rec.key, rec.value)
+                if pending:
+                    for tp in list(pending):
+                        if await consumer.position(tp) >= end[tp]:
+                            pending.discard(tp)
+                    if not pending:
+                        log.info("training replica caught up: %d records", self.applied)
+                        self.caught_up.set()
+        finally:
+            await consumer.stop()
+
+    def _apply(self, key: bytes | None, value: bytes | None) -> None:
+        if key is None:
+            return
+        try:
+            self.apply(key.decode(), value)
+            self.applied += 1
+        except Exception:  # a bad state record must not stop the replica
+            self.failed += 1
+            log.exception("could not apply training record %r", key[:200])

@@ -1,0 +1,60 @@
+"""Sample events for the demo and the tests: articles whose topic a kNN classifier learns.
+
+Three topics, each a cluster in a 16-d space; training examples and objects are drawn
+around the same centres with a fixed seed, so the demo prints the same results each run.
+
+    >>> keys = [k for k, _ in training_records(per_label=2)]
+    >>> keys[:2], keys[-1]
+    (['ex-sport-0', 'ex-sport-1'], 'classifier:article-topic')
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from app.schemas.vectors import encode_vector
+
+LABELS = ("sport", "politics", "science")
+DIM = 16
+CLASS = "Article"
+CLASSIFIER = "article-topic"
+
+
+def centres(seed: int = 7) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(len(LABELS), DIM)).astype(np.float32)
+
+
+def classifier(k: int = 5, name: str = CLASSIFIER, **extra) -> dict:
+    return {"record": "classifier", "name": name, "type": "knn", "class": CLASS,
+            "classifyProperties": ["topic"], "basedOnProperties": ["body"], "settings": {"k": k}, **extra}
+
+
+def example(ex_id: str, vector, label: str, **props) -> dict:
+    return {"record": "example", "id": ex_id, "class": CLASS, "vector": encode_vector(vector),
+            "properties": props, "labels": {"topic": label}}
+
+
+def training_records(per_label: int = 20, seed: int = 7, noise: float = 0.35) -> list[tuple[str, dict]]:
+    rng = np.random.default_rng(seed + 1)
+    c = centres(seed)
+    out = []
+    for li, label in enumerate(LABELS):
+        for j in range(per_label):
+            out.append((f"ex-{label}-{j}", example(f"ex-{label}-{j}", c[li] + noise * rng.normal(size=DIM), label)))
+    out.append((f"classifier:{CLASSIFIER}", classifier()))
+    return out
+
+
+def objects(n: int, run: str = "demo", seed: int = 7, noise: float = 0.35) -> list[tuple[str, dict, str]]:
+    """``(key, event, expected label)`` for n objects."""
+    rng = np.random.default_rng(seed + 2)
+    c = centres(seed)
+    out = []
+    for i in range(n):
+        li = i % len(LABELS)
+        oid = f"{run}-obj-{i}"
+        vec = c[li] + noise * rng.normal(size=DIM)
+        out.append((oid, {"id": oid, "class": CLASS, "properties": {"title": f"article {i}"},
+                          "vector": encode_vector(vec)}, LABELS[li]))
+    return out

@@ -1,0 +1,45 @@
+"""Dead letters: every input that cannot be classified leaves as one of these.
+
+``reason`` is a machine-readable code (see ``REASONS``); ``detail`` says what was wrong
+and ``path`` where (a field path such as ``segments.3.vector``). The original bytes ride
+along in base64 so nothing is lost and a record can be replayed after a fix.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+REASONS = {
+    "invalid_json": "the value is not JSON (or not a JSON object)",
+    "schema_violation": "the value does not match the topic's schema",
+    "payload_too_large": "the value exceeds max_payload_bytes",
+    "empty_value": "a record without a value on a topic that needs one",
+    "vector_dimension_mismatch": "the vector's dimension differs from the index or taxonomy",
+    "vector_not_finite": "the vector holds NaN or infinity",
+    "vector_too_large": "the vector exceeds max_vector_dim",
+    "too_many_segments": "a media event exceeds max_segments",
+    "unknown_class": "no classifier applies to the object's class",
+    "unknown_classifier": "the event names a classifier that does not exist",
+    "invalid_filter": "a where-filter is malformed",
+    "invalid_classifier": "a classifier definition is invalid",
+    "invalid_taxonomy": "a taxonomy is invalid",
+    "vectorizer_error": "text could not be vectorized",
+    "internal_error": "an unexpected error while classifying (a bug: please report)",
+}
+
+
+class Source(BaseModel):
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int | None = Field(None, description="record timestamp, ms since epoch")
+
+
+class DeadLetter(BaseModel):
+    reason: str = Field(description="machine-readable code: " + ", ".join(REASONS))
+    detail: str
+    path: str | None = None
+    source: Source
+    key: str | None = Field(None, description="record key as UTF-8 text when it is valid UTF-8")
+    key_b64: str | None = None
+    value_b64: str | None = Field(None, description="the original value bytes, base64")

@@ -1,0 +1,62 @@
+"""Media events: images, video and audio as time-coded segments (keyed by media_id).
+
+An image is one ``visual`` segment at time 0. A long video may arrive as several chunk
+events (``chunk.seq`` 0, 1, ...) closed by one with ``chunk.final``; the service
+assembles them and classifies the media once complete.
+
+    >>> MediaEvent.model_validate({"media_id": "m1", "index_id": "i", "kind": "image",
+    ...     "segments": [{"start": 0, "end": 0, "option": "visual", "vector": [1, 0]}]}).kind
+    'image'
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from app.schemas.vectors import Vector
+
+Option = Literal["visual", "conversation", "text_in_video"]
+
+
+class Segment(BaseModel):
+    model_config = ConfigDict(extra="ignore", arbitrary_types_allowed=True)
+
+    start: float = Field(ge=0)
+    end: float = Field(ge=0)
+    option: Option = "visual"
+    vector: Vector | None = None
+    text: str | None = None
+    thumbnail_url: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "Segment":
+        if self.end < self.start:
+            raise PydanticCustomError("segment_time", "segment ends ({end}) before it starts ({start})",
+                                      {"start": self.start, "end": self.end})
+        if self.vector is None and not self.text:
+            raise PydanticCustomError("vector_missing", "segment has neither a vector nor text")
+        return self
+
+
+class Chunk(BaseModel):
+    seq: int = Field(ge=0)
+    final: bool = False
+    total: int | None = Field(None, ge=1)
+
+
+class MediaEvent(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    media_id: str = Field(min_length=1, max_length=512)
+    index_id: str = Field("default", min_length=1, max_length=256)
+    kind: Literal["image", "video", "audio"]
+    mimetype: str | None = None
+    duration: float = Field(0.0, ge=0)
+    width: int | None = Field(None, ge=0)
+    height: int | None = Field(None, ge=0)
+    segments: list[Segment] = Field(min_length=1)
+    chunk: Chunk | None = None
+    classifier: str | None = Field(None, description="media classifier to apply; default: all for the index")

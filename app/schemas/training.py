@@ -1,0 +1,123 @@
+"""Records of the training topic (compacted): labeled examples, classifiers, taxonomies.
+
+Keys decide what compaction keeps and what a tombstone (null value) deletes:
+
+- ``<example id>``            a labeled example (``record: "example"``)
+- ``classifier:<name>``       a standing classifier (``record: "classifier"``)
+- ``taxonomy:<name>``         a prompt taxonomy (``record: "taxonomy"``); the latest version wins
+
+An explicit ``{"record": ..., "op": "delete"}`` deletes too.
+
+    >>> rec = parse_training({"record": "example", "id": "e1", "class": "Article",
+    ...                       "vector": [1, 0], "labels": {"topic": "sport"}})
+    >>> type(rec).__name__, record_key(rec)
+    ('Example', 'e1')
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic_core import PydanticCustomError
+
+from app.schemas.taxonomy import Taxonomy
+from app.schemas.vectors import Vector
+
+CLASSIFIER_PREFIX = "classifier:"
+TAXONOMY_PREFIX = "taxonomy:"
+
+
+class Example(BaseModel):
+    """A labeled training example: its vector and the label of each classify-property."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", arbitrary_types_allowed=True)
+
+    record: Literal["example"] = "example"
+    op: Literal["upsert", "delete"] = "upsert"
+    id: str = Field(min_length=1, max_length=512)
+    class_: str = Field(alias="class", min_length=1)
+    vector: Vector | None = None
+    text: str | None = None
+    properties: dict[str, Any] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict, description="classify-property -> label")
+
+    @model_validator(mode="after")
+    def _check(self) -> "Example":
+        if self.op == "upsert":
+            if self.vector is None and not self.text:
+                raise PydanticCustomError("vector_missing", "example has neither a vector nor text")
+            if not self.labels:
+                raise PydanticCustomError("labels_missing", "example has no labels")
+        return self
+
+
+class KnnSettings(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    k: int = Field(3, ge=1, le=1000)
+    distance: Literal["cosine", "euclidean"] = "cosine"
+
+
+class Filters(BaseModel):
+    sourceWhere: dict[str, Any] | None = None
+    trainingSetWhere: dict[str, Any] | None = None
+    targetWhere: dict[str, Any] | None = None
+
+
+class ClassifierDef(BaseModel):
+    """A standing classifier in Weaviate's request shape, run on every matching event."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    record: Literal["classifier"] = "classifier"
+    op: Literal["upsert", "delete"] = "upsert"
+    name: str = Field(min_length=1, max_length=256)
+    type: Literal["knn", "zeroshot"] = "knn"
+    class_: str = Field("", alias="class")
+    classifyProperties: list[str] = Field(default_factory=list)
+    basedOnProperties: list[str] = Field(default_factory=list)
+    settings: KnnSettings = Field(default_factory=KnnSettings)
+    filters: Filters = Field(default_factory=Filters)
+    taxonomies: list[str] = Field(default_factory=list, description="zeroshot: taxonomy (model) names")
+
+    @model_validator(mode="after")
+    def _check(self) -> "ClassifierDef":
+        if self.op == "delete":
+            return self
+        if not self.class_:
+            raise PydanticCustomError("invalid_classifier", "classifier needs 'class'")
+        if not self.classifyProperties:
+            raise PydanticCustomError("invalid_classifier", "classifier needs at least one classifyProperties entry")
+        if self.type == "knn" and self.filters.targetWhere:
+            raise PydanticCustomError(
+                "invalid_classifier", "invalid classification: targetWhere is not supported with type 'knn'"
+            )
+        if self.type == "zeroshot" and not self.taxonomies:
+            raise PydanticCustomError("invalid_classifier", "a zeroshot classifier needs 'taxonomies'")
+        return self
+
+
+class TaxonomyRecord(Taxonomy):
+    record: Literal["taxonomy"] = "taxonomy"
+    op: Literal["upsert", "delete"] = "upsert"
+
+
+TrainingRecord = Annotated[Union[Example, ClassifierDef, TaxonomyRecord], Field(discriminator="record")]
+_adapter: TypeAdapter = TypeAdapter(TrainingRecord)
+
+
+def parse_training(data: Any) -> Example | ClassifierDef | TaxonomyRecord:
+    return _adapter.validate_python(data)
+
+
+def record_key(rec: Example | ClassifierDef | TaxonomyRecord) -> str:
+    if isinstance(rec, Example):
+        return rec.id
+    if isinstance(rec, ClassifierDef):
+        return CLASSIFIER_PREFIX + rec.name
+    return TAXONOMY_PREFIX + rec.name
+
+
+def training_json_schema() -> dict:
+    return _adapter.json_schema()
