@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+
 from app.admin import bootstrap
 from app.main import app, settings
 from app.replica import ChangelogReplica
@@ -17,6 +19,4 @@ async def run_training_replica() -> None:
     await replica.run()
 
 
-@app.on_shutdown.connect
-async def _close(app, **kwargs) -> None:
-    state.close()
+atexit.register(state.close)  # joins index build threads

@@ -18,6 +18,8 @@ from typing import Any
 import orjson
 
 from app.core.filters import Predicate, compile_where
+from app.index.live import IndexSettings
+from app.index.manager import Example as IndexExample, IndexManager
 from app.schemas.training import (CLASSIFIER_PREFIX, TAXONOMY_PREFIX, ClassifierDef, Example,
                                   TaxonomyRecord, parse_training)
 from app.settings import Settings
@@ -48,6 +50,41 @@ class Classifier:
         return self.source_where is None or self.source_where(properties)
 
 
+class KnnIndexes:
+    """The kNN indexes per metric. Cosine (the default) gets Annoy above the exact threshold;
+    euclidean, the optional metric, is kept in step and always searched exactly."""
+
+    def __init__(self, settings: Settings):
+        root = Path(settings.data_dir) / "indexes"
+        knobs = {k: v for k, v in (("n_trees", settings.annoy_n_trees), ("search_k", settings.annoy_search_k)) if v}
+        self.managers = {
+            "cosine": IndexManager(root / "cosine", IndexSettings(exact_threshold=settings.knn_exact_threshold, **knobs)),
+            "euclidean": IndexManager(root / "euclidean", IndexSettings(metric="euclidean", auto_build=False,
+                                                                       exact_threshold=2**62)),
+        }
+
+    def get(self, class_name: str, prop: str, metric: str = "cosine"):
+        return self.managers[metric].get(class_name, prop)
+
+    def dim(self, class_name: str) -> int | None:
+        return self.managers["cosine"].dim(class_name)
+
+    def upsert(self, example: IndexExample) -> None:
+        for m in self.managers.values():
+            m.upsert(example)
+
+    def delete(self, example_id: str) -> None:
+        for m in self.managers.values():
+            m.delete(example_id)
+
+    def stats(self) -> dict:
+        return {f"{c}.{p}": s for (c, p), s in self.managers["cosine"].stats().items()}
+
+    def close(self) -> None:
+        for m in self.managers.values():
+            m.close()
+
+
 @dataclass(frozen=True)
 class Snapshot:
     classifiers_by_class: dict[str, tuple[Classifier, ...]]
@@ -56,15 +93,8 @@ class Snapshot:
 
 class ModelState:
     def __init__(self, settings: Settings):
-        from app.index.manager import IndexManager
-
         self.settings = settings
-        self.indexes = IndexManager(
-            Path(settings.data_dir) / "indexes",
-            exact_threshold=settings.knn_exact_threshold,
-            n_trees=settings.annoy_n_trees,
-            search_k=settings.annoy_search_k,
-        )
+        self.indexes = KnnIndexes(settings)
         self._lock = threading.Lock()  # serialises writers; readers take snapshots
         self._classifiers: dict[str, Classifier] = {}
         self._taxonomies: dict[str, Any] = {}
@@ -111,7 +141,7 @@ class ModelState:
 
     def _upsert(self, rec: Example | ClassifierDef | TaxonomyRecord) -> None:
         if isinstance(rec, Example):
-            self.indexes.upsert(rec.id, rec.class_, rec.vector, rec.labels, rec.properties)
+            self.indexes.upsert(IndexExample(rec.id, rec.class_, rec.vector, rec.properties, rec.labels))
         elif isinstance(rec, ClassifierDef):
             self._classifiers = {**self._classifiers, rec.name: Classifier.compile(rec)}
         else:

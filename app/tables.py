@@ -19,8 +19,8 @@ def _table(name: str, help: str, source: str):
     return app.Table(
         name,
         partitions=settings.topic_partitions or CATALOG[source].partitions,
-        key_serializer="raw",
-        value_serializer="raw",
+        key_type=bytes,  # bytes -> the raw codec, both ways
+        value_type=bytes,
         use_partitioner=True,
         help=help,
     )

@@ -105,8 +105,7 @@ def _classifiers_for(state: ModelState, snap: Snapshot, item: Item) -> list[Clas
 
 def _dims(state: ModelState, snap: Snapshot, c: Classifier):
     if c.spec.type == "knn":
-        for p in c.spec.classifyProperties:
-            yield f"index {c.spec.class_}.{p}", state.indexes.dim(c.spec.class_, p)
+        yield f"class {c.spec.class_}", state.indexes.dim(c.spec.class_)
     else:
         for name in c.spec.taxonomies:
             t = snap.taxonomies.get(name)

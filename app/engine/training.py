@@ -56,11 +56,10 @@ def _example(rec: Example, state: ModelState) -> bytes:
         vector = _vectorize(state, rec.text)
     if vector.size > state.settings.max_vector_dim:
         raise Rejected("vector_too_large", f"vector has {vector.size} dimensions, the limit is {state.settings.max_vector_dim}", "vector")
-    for prop in rec.labels:
-        dim = state.indexes.dim(rec.class_, prop)
-        if dim is not None and dim != vector.size:
-            raise Rejected("vector_dimension_mismatch",
-                           f"index {rec.class_}.{prop} has dimension {dim}, the example's vector has {vector.size}", "vector")
+    dim = state.indexes.dim(rec.class_)
+    if dim is not None and dim != vector.size:
+        raise Rejected("vector_dimension_mismatch",
+                       f"class {rec.class_} has dimension {dim}, the example's vector has {vector.size}", "vector")
     doc = rec.model_dump(mode="json", by_alias=True, exclude={"vector", "text", "op"})
     doc["vector"] = encode_vector(vector)
     return orjson.dumps(doc)
