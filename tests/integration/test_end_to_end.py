@@ -1,0 +1,27 @@
+"""Objects published to Kafka come back as one classified result each, through a real worker."""
+
+from app import samples
+
+
+async def test_objects_in_results_out(stack):
+    w = stack.worker()
+    await stack.wait_ready(w)
+    training = samples.training_records()
+    await stack.produce("training", training)
+    await stack.wait_ready(w, min_training=len(training))
+
+    objs = samples.objects(30, run="e2e")
+    await stack.produce("objects", [(k, v) for k, v, _ in objs])
+    got = await stack.collect("results", 30, timeout=60)
+
+    assert len(got) == 30
+    expected = {k: label for k, _, label in objs}
+    by_id = {v["item_id"]: (k, v) for k, v in got}
+    assert set(by_id) == set(expected), "exactly one result per object"
+    for oid, (key, r) in by_id.items():
+        assert key == oid.encode(), "results are keyed by object id"
+        assert r["classifier"] == samples.CLASSIFIER and r["method"] == "knn"
+        assert r["labels"]["topic"] == expected[oid]
+        assert r["detail"]["knn"]["topic"]["meta"]["overallCount"] == 5
+        assert r["source"]["topic"].endswith("objects")
+    assert not await stack.collect("deadletter", 1, timeout=1)
