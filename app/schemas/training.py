@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 from pydantic_core import PydanticCustomError
 
+from app.schemas.media import Option
 from app.schemas.taxonomy import Taxonomy
 from app.schemas.vectors import Vector
 
@@ -59,6 +60,40 @@ class KnnSettings(BaseModel):
     distance: Literal["cosine", "euclidean"] = "cosine"
 
 
+class MediaClassOptions(BaseModel):
+    """Twelve Labs per-class overrides (``classes[].options`` / ``conversation_option``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    options: list[Option] | None = Field(None, min_length=1)
+    conversation_option: Literal["semantic", "exact_match"] | None = None
+
+
+class MediaSettings(BaseModel):
+    """``type: media``: the Twelve Labs classify request minus ``classes`` (they come from the
+    classifier's taxonomy), plus which index it applies to and which output shape(s) it writes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    index_id: str | None = Field(None, description="apply to media of this index; None: every index")
+    options: list[Option] = Field(default_factory=lambda: ["visual", "conversation", "text_in_video"], min_length=1)
+    conversation_option: Literal["semantic", "exact_match"] = "semantic"
+    include_clips: bool = False
+    show_detailed_score: bool = False
+    threshold: dict[str, float] = Field(default_factory=dict, description="see app.core.media THRESHOLD_KEYS")
+    output: Literal["twelvelabs", "hive", "both"] = "both"
+    classes: dict[str, MediaClassOptions] = Field(default_factory=dict, description="per-class options by class name")
+
+    @model_validator(mode="after")
+    def _check(self) -> "MediaSettings":
+        from app.core.media import THRESHOLD_KEYS
+
+        if unknown := sorted(set(self.threshold) - THRESHOLD_KEYS):
+            raise PydanticCustomError("invalid_classifier", "unknown threshold keys {keys}; allowed {allowed}",
+                                      {"keys": unknown, "allowed": sorted(THRESHOLD_KEYS)})
+        return self
+
+
 class Filters(BaseModel):
     sourceWhere: dict[str, Any] | None = None
     trainingSetWhere: dict[str, Any] | None = None
@@ -73,17 +108,28 @@ class ClassifierDef(BaseModel):
     record: Literal["classifier"] = "classifier"
     op: Literal["upsert", "delete"] = "upsert"
     name: str = Field(min_length=1, max_length=256)
-    type: Literal["knn", "zeroshot"] = "knn"
+    type: Literal["knn", "zeroshot", "media"] = "knn"
     class_: str = Field("", alias="class")
     classifyProperties: list[str] = Field(default_factory=list)
     basedOnProperties: list[str] = Field(default_factory=list)
     settings: KnnSettings = Field(default_factory=KnnSettings)
     filters: Filters = Field(default_factory=Filters)
     taxonomies: list[str] = Field(default_factory=list, description="zeroshot: taxonomy (model) names")
+    media: MediaSettings | None = Field(None, description="type media: classify settings (defaults when absent)")
 
     @model_validator(mode="after")
     def _check(self) -> "ClassifierDef":
         if self.op == "delete":
+            return self
+        if self.type == "media":
+            # Media events have no class: a media classifier is chosen by index_id (or by name),
+            # and one taxonomy is one Twelve Labs ``classes`` list / one Hive model.
+            if self.class_ or self.classifyProperties:
+                raise PydanticCustomError("invalid_classifier", "a media classifier takes no 'class' or classifyProperties")
+            if len(self.taxonomies) != 1:
+                raise PydanticCustomError("invalid_classifier", "a media classifier needs exactly one taxonomy")
+            if self.media is None:
+                self.media = MediaSettings()
             return self
         if not self.class_:
             raise PydanticCustomError("invalid_classifier", "classifier needs 'class'")
