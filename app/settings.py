@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     web_port: int = 6066
     web_enabled: bool = True
     log_level: str = "info"
+    # A dead worker's partitions move after session_timeout: 10 s instead of Kafka's 45 s
+    # default keeps a crash's gap short; heartbeats every 3 s keep live workers in the group.
+    session_timeout: float = Field(10.0, gt=0)
+    heartbeat_interval: float = Field(3.0, gt=0)
 
     # batching of the classifying agents
     batch_size: int = Field(256, ge=1)
