@@ -103,7 +103,11 @@ class Builder:
             self.thread = threading.Thread(target=self._run, daemon=True,
                                            name=f"index-build-{self.index.name}")
             self.thread.start()
-        if self.pending in (1, self._limit()) or self._candidate_ready(st):
+        # Wake the worker when something may be due (it also polls, so this is latency
+        # only): the first change starts the quiet timer; the count rule fires at once.
+        due = (not self.building and self.pending >= self._limit()
+               and st.live > self.index.exact_threshold)
+        if self.pending == 1 or due or self._candidate_ready(st):
             self.cond.notify()
 
     def _limit(self) -> int:
