@@ -15,6 +15,7 @@ import numpy as np
 
 from app.codec import Rejected
 from app.core.knn import classify_batch
+from app.engine.zeroshot import run_zeroshot
 from app.schemas.deadletter import Source
 from app.schemas.objects import ObjectEvent
 from app.schemas.results import ModerationHit, Result
@@ -57,11 +58,12 @@ def classify_objects(state: ModelState, items: list[Item]) -> list[Outcome]:
     for name, rows in plan.items():
         c = by_name[name]
         run = METHODS[c.spec.type]
-        for i, result in zip(rows, run(state, snap, c, [items[i] for i in rows])):
+        for i, (result, hits) in zip(rows, run(state, snap, c, [items[i] for i in rows], _base)):
             if isinstance(result, Rejected):
                 outcomes[i].rejected = result
             else:
                 outcomes[i].results.append(result)
+                outcomes[i].hits.extend(hits)
     for o in outcomes:  # one output per input: a rejection wins over partial results
         if o.rejected:
             o.results.clear()
@@ -94,7 +96,7 @@ def _classifiers_for(state: ModelState, snap: Snapshot, item: Item) -> list[Clas
     candidates = snap.classifiers_by_class.get(cls)
     if not candidates:
         raise Rejected("unknown_class", f"no classifier is defined for class {cls!r}", "class")
-    chosen = [c for c in candidates if c.applies_to(item.event.properties)]
+    chosen = [c for c in candidates if c.spec.type in METHODS and c.applies_to(item.event.properties)]
     for c in chosen:
         for what, dim in _dims(state, snap, c):
             if dim is not None and dim != item.vector.size:
@@ -125,7 +127,8 @@ def _skipped(item: Item) -> Result:
                   event_time=item.source.timestamp, source=item.source)
 
 
-def run_knn(state: ModelState, snap: Snapshot, c: Classifier, items: list[Item]) -> list[Result]:
+def run_knn(state: ModelState, snap: Snapshot, c: Classifier, items: list[Item], base=_base):
+    """One ``(Result, moderation hits)`` per item (kNN has no policies)."""
     q = np.stack([it.vector for it in items]).astype(np.float32, copy=False)
     k, metric = c.spec.settings.k, c.spec.settings.distance
     per_prop = {}
@@ -139,9 +142,9 @@ def run_knn(state: ModelState, snap: Snapshot, c: Classifier, items: list[Item])
             o = outs[row]
             labels[p], conf[p], versions[p] = o.label, o.confidence, o.index_version
             detail[p] = {"meta": o.meta, "neighbours": o.neighbours}
-        out.append(Result(**_base(item, c), labels=labels, confidence=conf, index_version=versions,
-                          detail={"knn": detail, "settings": {"k": k, "distance": metric}}))
+        out.append((Result(**base(item, c), labels=labels, confidence=conf, index_version=versions,
+                           detail={"knn": detail, "settings": {"k": k, "distance": metric}}), []))
     return out
 
 
-METHODS = {"knn": run_knn}
+METHODS = {"knn": run_knn, "zeroshot": run_zeroshot}

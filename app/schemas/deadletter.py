@@ -20,6 +20,7 @@ REASONS = {
     "too_many_segments": "a media event exceeds max_segments",
     "unknown_class": "no classifier applies to the object's class",
     "unknown_classifier": "the event names a classifier that does not exist",
+    "unknown_taxonomy": "a zero-shot classifier names a taxonomy that has not been published",
     "no_media_classifier": "no media classifier applies to the media event's index",
     "unknown_taxonomy": "the classifier names a taxonomy that is not loaded",
     "media_key_mismatch": "a chunked media event is not keyed by its media_id",

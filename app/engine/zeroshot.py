@@ -1,0 +1,63 @@
+"""Zero-shot classification of a batch of objects against the classifier's taxonomies.
+
+A ``zeroshot`` classifier names one or more taxonomies ("models", as in Yandex Vision's
+several models per request). ``classifyProperties[i]`` is labelled from ``taxonomies[i]``
+(or from the only taxonomy when there is one), Weaviate-style: the nearest class,
+``targetWhere`` limiting the candidates. Each result also carries, per taxonomy, every
+class with a probability (Yandex), the per-head scores (Hive), the best path through a
+hierarchy, and the moderation decision; policy hits become moderation records.
+
+All taxonomies come from the batch's snapshot, so every event of a batch is scored
+against exactly one version of each taxonomy, and the result names it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from app.codec import Rejected
+from app.core.zeroshot import best_paths, decide, model_output, multi_head_output, score, weaviate_zeroshot
+from app.schemas.results import ModerationHit, Result, TaxonomyRef
+
+
+def run_zeroshot(state, snap, c, items, base) -> list[tuple[Result | Rejected, list[ModerationHit]]]:
+    spec = c.spec
+    missing = [t for t in spec.taxonomies if t not in snap.taxonomies]
+    if missing:
+        r = Rejected("unknown_taxonomy", f"classifier {spec.name!r} uses taxonomies not published yet: {missing}", "class")
+        return [(r, [])] * len(items)
+    q = np.stack([it.vector for it in items]).astype(np.float32, copy=False)
+    per_tax = {}
+    for t in spec.taxonomies:
+        ct = snap.taxonomies[t]
+        s = score(q, ct)
+        per_tax[t] = (ct, s, model_output(s), multi_head_output(s), best_paths(s), decide(s))
+    prop_tax = {p: spec.taxonomies[min(i, len(spec.taxonomies) - 1)] for i, p in enumerate(spec.classifyProperties)}
+    nearest_by_prop = {p: weaviate_zeroshot(per_tax[t][1], [p], c.target_where) for p, t in prop_tax.items()}
+    out = []
+    for row, item in enumerate(items):
+        labels, conf, zs = {}, {}, {}
+        for p in spec.classifyProperties:
+            m = nearest_by_prop[p][row][p]
+            labels[p] = m["class"] if m else None
+            conf[p] = m["probability"] if m else 0.0
+            zs[p] = m
+        models, heads, paths, policy, hits = [], {}, {}, {}, []
+        for t, (ct, s, mo, ho, bp, dec) in per_tax.items():
+            models.append({"model": t, "version": ct.version, "properties": mo[row]})
+            heads[t], paths[t], policy[t] = ho[row], bp[row], dec[row].to_dict()
+            if dec[row].hit:
+                hits.append(_hit(item, ct, s, row, dec[row]))
+        res = Result(**base(item, c), labels=labels, confidence=conf,
+                     taxonomies=[TaxonomyRef(name=t, version=v[0].version) for t, v in per_tax.items()],
+                     detail={"zeroshot": zs, "models": models, "heads": heads, "paths": paths, "policy": policy})
+        out.append((res, hits))
+    return out
+
+
+def _hit(item, ct, s, row: int, d) -> ModerationHit:
+    return ModerationHit(
+        item_id=item.event.id, action=d.action, rule=d.rule_name or f"{ct.name}#{d.rule}",
+        taxonomy=TaxonomyRef(name=ct.name, version=ct.version), class_name=d.class_name, score=float(d.score),
+        scores=dict(zip(ct.class_names, s.probability[row].tolist())), source=item.source,
+    )
