@@ -8,7 +8,8 @@
   union is re-ranked with distances recomputed exactly from the stored vectors, so the
   meta is exact on the Annoy path too. Annoy is asked for ``fetch_factor * k`` candidates
   (more when a filter or stale items thin them out); a query left with fewer than ``k``
-  usable Annoy candidates falls back to exact search.
+  usable Annoy candidates falls back to exact search, and so does the whole batch when
+  at most ``exact_threshold`` snapshot items are still usable.
 * ``trainingSetWhere``: ``search(..., where_fn)`` evaluates the compiled filter once per
   store generation over the examples' properties (cached), searches exactly when at most
   ``exact_threshold`` examples pass, and otherwise over-fetches from Annoy by the inverse
@@ -283,6 +284,9 @@ class LiveIndex:
         usable = item_rows >= 0
         usable[usable] = mask[item_rows[usable]]  # not replaced, not deleted, passes filter
         n_items, n_usable = item_rows.size, int(usable.sum())
+        if n_usable <= self.exact_threshold:  # snapshot mostly stale/filtered: not worth it
+            self.counters["exact"] += q.shape[0]
+            return self._exact(q, v, mask, k)
         want = min(k, n_usable)
         # Over-fetch by the inverse share of usable items so ~fetch_factor*k survive.
         fetch = min(n_items, math.ceil(k * self.fetch_factor * n_items / max(n_usable, 1)))
