@@ -38,12 +38,14 @@ def run_demo(n_objects: int = 12, timeout: float = 90.0, use_local: bool = True)
 
 
 async def _publish_and_print(worker: WorkerProcess, n: int, timeout: float, t0: float) -> int:
-    training = samples.training_records()
+    training = samples.training_records() + samples.comment_records()
     await produce("training", training)
     worker.wait_ready(timeout, min_training=len(training))
     run = uuid.uuid4().hex[:6]
-    objs = samples.objects(n, run=run)
+    objs = samples.objects(n, run=run) + samples.comments(run=run)
     expected = {oid: label for oid, _, label in objs}
+    texts = {oid: v.get("text") for oid, v, _ in objs}
+    n = len(objs)
     print(f"published {len(training)} training records; classifying {n} objects (run {run})", flush=True)
     correct = seen = 0
 
@@ -53,12 +55,21 @@ async def _publish_and_print(worker: WorkerProcess, n: int, timeout: float, t0: 
             if r.get("item_id") not in expected:
                 continue
             seen += 1
-            label, want = r["labels"].get("topic"), expected[r["item_id"]]
+            want = expected[r["item_id"]]
+            if r["method"] == "knn":
+                label = r["labels"]["topic"]
+                meta = r["detail"]["knn"]["topic"]["meta"]
+                print(f"  knn       {r['item_id']:<18} topic={label:<9} confidence={r['confidence']['topic']:.2f} "
+                      f"winning={meta['winningCount']}/{meta['overallCount']} expected={want:<9} "
+                      f"index v{r['index_version']['topic']}", flush=True)
+            else:
+                label = r["labels"]["tone"]
+                tax = r["taxonomies"][0]
+                action = r["detail"]["policy"][tax["name"]]["action"]
+                print(f"  zeroshot  {r['item_id']:<18} tone={label:<9} p={r['confidence']['tone']:.2f} "
+                      f"action={action:<6} expected={want:<9} {tax['name']} v{tax['version']}  "
+                      f"{texts[r['item_id']]!r}", flush=True)
             correct += label == want
-            meta = r["detail"]["knn"]["topic"]["meta"]
-            print(f"  {r['item_id']:<16} topic={label:<9} confidence={r['confidence']['topic']:.2f} "
-                  f"winning={meta['winningCount']}/{meta['overallCount']} expected={want:<9} "
-                  f"index v{r['index_version']['topic']}", flush=True)
             if seen == n:
                 return
 

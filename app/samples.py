@@ -58,3 +58,33 @@ def objects(n: int, run: str = "demo", seed: int = 7, noise: float = 0.35) -> li
         out.append((oid, {"id": oid, "class": CLASS, "properties": {"title": f"article {i}"},
                           "vector": encode_vector(vec)}, LABELS[li]))
     return out
+
+
+# -- zero-shot: comments moderated against a prompt taxonomy (built-in hashing vectorizer) --
+COMMENT_TAXONOMY = {
+    "record": "taxonomy", "name": "comment-tone", "version": 1, "vectorizer": "hashing",
+    "classes": [
+        {"name": "friendly", "prompts": ["thank you so much", "great work, well done", "have a nice day"]},
+        {"name": "toxic", "prompts": ["you are an idiot", "I hate you", "shut up, loser"]},
+        {"name": "spam", "prompts": ["buy cheap pills online", "click this link to win money"]},
+    ],
+    "policies": [{"action": "block", "classes": ["toxic"], "min_score": 0.8},
+                 {"action": "review", "classes": ["toxic", "spam"], "min_score": 0.5}],
+}
+COMMENT_CLASSIFIER = {"record": "classifier", "name": "comment-tone", "type": "zeroshot", "class": "Comment",
+                      "classifyProperties": ["tone"], "taxonomies": ["comment-tone"]}
+COMMENTS = [
+    ("Thank you so much, great work on this!", "friendly"),
+    ("Shut up, you are an idiot", "toxic"),
+    ("Click this link to win free money", "spam"),
+    ("Have a nice day, well done everyone", "friendly"),
+]
+
+
+def comment_records() -> list[tuple[str, dict]]:
+    return [("taxonomy:comment-tone", COMMENT_TAXONOMY), ("classifier:comment-tone", COMMENT_CLASSIFIER)]
+
+
+def comments(run: str = "demo") -> list[tuple[str, dict, str]]:
+    return [(f"{run}-comment-{i}", {"id": f"{run}-comment-{i}", "class": "Comment", "text": text}, want)
+            for i, (text, want) in enumerate(COMMENTS)]
