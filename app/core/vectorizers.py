@@ -82,7 +82,7 @@ _WORD = re.compile(r"\w+")
 _GROUP_WEIGHTS = {"w": 1.0, "b": 0.5, "c": 1.0}
 
 
-@lru_cache(maxsize=1 << 18)
+@lru_cache(maxsize=1 << 16)  # ~15 MB: n-grams repeat across texts
 def _bucket_sign(feature: str, dim: int) -> tuple[int, float]:
     # crc32 is stable across processes and platforms (Python's hash() is salted per process);
     # low bits pick the bucket, the top bit picks the sign so collisions cancel on average.
