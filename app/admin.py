@@ -8,6 +8,7 @@ with one clear line, when the broker is unreachable.
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
@@ -29,6 +30,8 @@ def bootstrap(broker_url: str) -> str:
 async def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
     """Create missing catalog topics; returns the names created."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap(settings.broker), request_timeout_ms=10_000)
+    quiet = logging.getLogger("aiokafka")
+    level, quiet.level = quiet.level, logging.CRITICAL  # our one-line error says it all
     try:
         await asyncio.wait_for(admin.start(), timeout)
     except (KafkaConnectionError, asyncio.TimeoutError, OSError) as e:
@@ -37,6 +40,8 @@ async def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
             f"no Kafka broker reachable at {settings.broker} ({type(e).__name__}): start one with "
             f"'scripts/kafka start' or set LABELSTREAM_BROKER"
         ) from None
+    finally:
+        quiet.setLevel(level)
     try:
         existing = set(await admin.list_topics())
         new = [
