@@ -13,11 +13,13 @@ newest examples still sit in the exact overlay, and once more after the builds s
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import results  # noqa: E402  (bench/results.py)
 
 import numpy as np
 
@@ -114,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
 
     acc_e, acc_s, acc_a = accuracy(e_lab, yte), accuracy(s_lab, yte), accuracy(a_lab, yte)
     rec_s, rec_a = recall(s_ids, e_ids, args.k), recall(a_ids, e_ids, args.k)
-    cmd = "cd /work/main && .venv/bin/python bench/knn_accuracy.py " + " ".join(
+    cmd = ".venv/bin/python bench/knn_accuracy.py " + " ".join(
         a for a in (argv if argv is not None else sys.argv[1:]) if a != "--no-write")
     rows = [
         ("exact brute force (numpy)", acc_e, "", 1.0, e_qps, "-"),
@@ -155,15 +157,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write_section(body: str) -> None:
-    """Replace (or append) our section of RESULTS.md, leaving the others alone."""
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    block = f"{SECTION}\n\n{body}\n"
-    pat = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pat.search(text):
-        text = pat.sub(lambda _: block + "\n", text, count=1).rstrip("\n") + "\n"
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    RESULTS.write_text(text)
+    results.write_section(SECTION, body)
 
 
 if __name__ == "__main__":

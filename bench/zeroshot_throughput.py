@@ -13,11 +13,12 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import results  # noqa: E402  (bench/results.py)
 
 import numpy as np
 
@@ -89,18 +90,7 @@ def table(rows, events: int, classes: int, prompts: int, dim: int) -> str:
 
 
 def write_section(body: str) -> None:
-    # Re-read right before writing: other sections belong to other benchmarks.
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    section = f"{SECTION}\n\n{body}\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1).rstrip("\n") + "\n"
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    fd, tmp = tempfile.mkstemp(dir=RESULTS.parent, prefix=".RESULTS.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, RESULTS)
+    results.write_section(SECTION, body)
 
 
 def main() -> None:
