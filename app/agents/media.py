@@ -7,7 +7,8 @@ yields the results (or the dead letter, e.g. an unknown taxonomy), while a chunk
 stored and waits yields nothing on the results or dead-letter topics: it is acknowledged by
 its write to the changelog-backed ``media-assembly`` table, which is its durable output. A
 chunk that is bad on its own (schema, ``too_many_segments``, ``media_key_mismatch``) is
-dead-lettered by itself and its item waits for a good copy; a chunk that makes the item
+dead-lettered by itself and its item waits for a good copy (``max_segments`` bounds one record;
+an assembled item is bounded by ``media_tables.MAX_ASSEMBLY_BYTES``); a chunk that makes the item
 impossible (``chunks_inconsistent``, ``media_too_large``) dead-letters and discards it. A
 redelivered chunk of an item already classified yields nothing (``app/media_tables.py``).
 
@@ -69,7 +70,7 @@ async def _classify(message) -> tuple[engine.Outcome | Rejected | None, media_ta
             raise Rejected("too_many_segments", f"{len(ev.segments)} segments, the limit is {settings.max_segments}",
                            "segments")
         if ev.chunk is None:
-            item = await _run(engine.media_of, [(ev, engine.segment_dicts(ev))], source_of(message))
+            item = await _run(engine.whole, ev, source_of(message))
         else:
             complete = await media_tables.add_chunk(ev, message, _run)
             if complete is None:

@@ -3,9 +3,10 @@
 ``prepare`` packs one media item's segments (``app.core.segments``), picks its media
 classifiers and computes a cache key per classifier; ``classify`` runs the Twelve Labs
 semantics (``app.core.media``) and the Hive per-frame heads (``app.core.frames``) for the
-keys the cache did not answer, and returns exactly one ``Outcome``: one ``Result`` per
-classifier, or a rejection that becomes one dead letter. Both run in a worker thread: no
-asyncio, no Kafka; the agent does the table reads and writes between them.
+keys the cache did not answer: one ``Result`` per classifier, or a ``Rejected`` raised
+that becomes the item's one dead letter. ``encode_chunk`` / ``assemble`` are the chunk
+table's value format. All of it runs in a worker thread: no asyncio, no Kafka; the agent
+does the table reads and writes in between.
 
 Choices, and why:
 
@@ -89,6 +90,11 @@ def segment_dicts(ev: MediaEvent) -> list[dict[str, Any]]:
              "thumbnail_url": s.thumbnail_url} for s in ev.segments]
 
 
+def whole(ev: MediaEvent, source: Source) -> Media:
+    """A media event that is not chunked: the item itself."""
+    return media_of([(ev, segment_dicts(ev))], source)
+
+
 def media_of(events: list[tuple[MediaEvent | dict, list[dict[str, Any]]]], source: Source) -> Media:
     """Assemble ``(event or its metadata, segments)`` pairs of one media item (one pair for
     a whole event, one per chunk). Metadata comes from the final chunk, the duration is the
@@ -97,7 +103,8 @@ def media_of(events: list[tuple[MediaEvent | dict, list[dict[str, Any]]]], sourc
     metas = [e.model_dump(exclude={"segments"}) if isinstance(e, MediaEvent) else e for e, _ in events]
     for k in ("media_id", "kind", "index_id", "classifier"):
         if len({m.get(k) for m in metas}) > 1:
-            raise Rejected("chunks_inconsistent", f"chunks disagree on {k}: {sorted({str(m.get(k)) for m in metas})}", k)
+            seen = sorted({str(m.get(k)) for m in metas})
+            raise Rejected("chunks_inconsistent", f"chunks disagree on {k}: {seen}", k)
     final = next((m for m in metas if (m.get("chunk") or {"final": True}).get("final")), metas[-1])
     segments = merge_chunks({"segments": segs} for _, segs in events)
     duration = max(float(m.get("duration") or 0.0) for m in metas)
@@ -119,7 +126,8 @@ def encode_chunk(ev: MediaEvent, earlier: bytes | None = None) -> bytes:
         old_meta, old_segs = decode_chunk(earlier)
         segs = merge_chunks([{"segments": old_segs}, {"segments": segs}])
         meta["chunk"]["final"] = bool(meta["chunk"]["final"] or old_meta["chunk"]["final"])
-        meta["chunk"]["total"] = max((t for t in (meta["chunk"]["total"], old_meta["chunk"]["total"]) if t), default=None)
+        totals = [t for t in (meta["chunk"]["total"], old_meta["chunk"]["total"]) if t]
+        meta["chunk"]["total"] = max(totals, default=None)
     rows = [{**s, "vector": None if s["vector"] is None else encode_vector(s["vector"])} for s in segs]
     return orjson.dumps({"meta": meta, "segments": rows})
 
@@ -168,8 +176,8 @@ def prepare(state: ModelState, media: Media) -> Job:
     limit = state.settings.max_vector_dim
     for i, s in enumerate(media.segments):
         if s.get("vector") is not None and len(s["vector"]) > limit:
-            raise Rejected("vector_too_large", f"segment vector has {len(s['vector'])} dimensions, the limit is {limit}",
-                           f"segments.{i}.vector")
+            raise Rejected("vector_too_large", f"segment vector has {len(s['vector'])} dimensions, "
+                           f"the limit is {limit}", f"segments.{i}.vector")
     try:
         arrays = SegmentArrays.from_segments(media.segments)
     except ValueError as e:

@@ -57,8 +57,7 @@ def _media(segs, media_id="v1", kind="video", duration=None, source=SRC, **kw) -
     ev = {"media_id": media_id, "kind": kind, "duration": duration if duration is not None else len(segs),
           "segments": [{**s, "vector": s["vector"].tolist() if s.get("vector") is not None else None} for s in segs],
           **kw}
-    e = MediaEvent.model_validate(ev)
-    return engine.media_of([(e, engine.segment_dicts(e))], source)
+    return engine.whole(MediaEvent.model_validate(ev), source)
 
 
 def _run(state, media, cached=None):
