@@ -22,7 +22,6 @@ REASONS = {
     "unknown_classifier": "the event names a classifier that does not exist",
     "unknown_taxonomy": "a zero-shot classifier names a taxonomy that has not been published",
     "no_media_classifier": "no media classifier applies to the media event's index",
-    "unknown_taxonomy": "the classifier names a taxonomy that is not loaded",
     "media_key_mismatch": "a chunked media event is not keyed by its media_id",
     "chunks_inconsistent": "the chunks of a media item contradict each other (seq after final, total, kind)",
     "media_too_large": "the chunks of one media item exceed the assembly limit",
