@@ -4,8 +4,8 @@
 per chunk, so no value grows past one chunk (a media event is at most ``max_payload_bytes``;
 the changelog allows 16 MB messages like the media topic):
 
-- ``["<media_id>", salt]``       ``{"chunks": {seq: [final, total]}, "bytes": n}`` while waiting,
-                                 ``{"done": offset}`` once classified or dead-lettered
+- ``["<media_id>", salt]``       ``{"chunks": {seq: [final, total]}, "bytes": n, "done"?: offset}``
+                                 while waiting, ``{"done": offset}`` once classified or dead-lettered
 - ``["<media_id>", seq, salt]``  the stored chunk (``app.engine.media.encode_chunk``)
 
 Keys are JSON arrays (a media_id may hold any character: no separator could be ambiguous).
@@ -97,10 +97,10 @@ async def add_chunk(ev: MediaEvent, message: Any, run: Run) -> Complete | None:
     part, seq = message.partition, ev.chunk.seq
     index_key = colocated([ev.media_id], part)
     state = orjson.loads(assembly[index_key]) if index_key in assembly else {"chunks": {}, "bytes": 0}
-    if "done" in state:
-        if message.offset <= state["done"]:
-            return None
-        state = {"chunks": {}, "bytes": 0}
+    if message.offset <= state.get("done", -1):
+        return None
+    if "chunks" not in state:  # a new assembly; the marker stays for replays of older offsets
+        state = {"chunks": {}, "bytes": 0, "done": state["done"]}
     key = colocated([ev.media_id, seq], part)
     earlier = assembly[key] if str(seq) in state["chunks"] else None
     value = await run(encode_chunk, ev, earlier)
@@ -127,8 +127,11 @@ async def add_chunk(ev: MediaEvent, message: Any, run: Run) -> Complete | None:
 
 
 def close(done: Complete) -> None:
-    """Drop an item's chunks and leave the done marker; call after its output was emitted."""
+    """Leave the done marker and drop the item's chunks; call after its output was emitted.
+    The marker goes first: keys are co-located, so the changelog keeps this order, and a
+    crash half-way leaves orphaned chunks (overwritten by a resend) rather than an index
+    naming chunks that are gone."""
+    assembly[done.index_key] = orjson.dumps({"done": done.offset})
     for k in done.chunk_keys:
         if k in assembly:
             del assembly[k]
-    assembly[done.index_key] = orjson.dumps({"done": done.offset})

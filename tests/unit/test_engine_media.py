@@ -222,3 +222,54 @@ def test_colocated_table_keys_land_in_the_record_partition():
         key = mt.colocated(["some/media id", 3], p)
         assert mt.partition_of(key) == p and key == mt.colocated(["some/media id", 3], p)
         assert orjson.loads(key)[:2] == ["some/media id", 3]
+
+
+class _Msg:
+    def __init__(self, key: bytes, offset: int, partition: int = 0):
+        self.key, self.offset, self.partition = key, offset, partition
+
+
+async def _inline(fn, *args):
+    return fn(*args)
+
+
+async def test_chunk_store_completes_once_drops_replays_and_restarts_on_resend(monkeypatch):
+    from app import media_tables as mt
+
+    monkeypatch.setattr(mt, "assembly", {})  # a dict stands in for the Faust table
+    segs = _segments(30)
+    events = _chunk_events(segs, 4)
+
+    async def feed(order, first_offset):
+        done = []
+        for off, i in enumerate(order, first_offset):
+            c = await mt.add_chunk(events[i], _Msg(b"v1", off), _inline)
+            if c is not None:
+                done.append((off, c))
+                mt.close(c)
+        return done
+
+    order = [0, 2, 2, 3, 1]  # a duplicate, the final chunk before the one that completes
+    [(off, c)] = await feed(order, 0)
+    assert off == 4 and len(c.values) == 4
+    assert content_hash(engine.assemble(c.values, SRC).segments) == content_hash(_media(segs).segments)
+    assert list(mt.assembly.values()) == [b'{"done":4}'], "chunks deleted, the done marker left"
+    assert await feed(order, 0) == [] and len(mt.assembly) == 1, "replayed offsets yield nothing"
+    [(off, _)] = await feed(order, 10)
+    assert off == 14, "sent again: assembled again"
+
+
+async def test_chunk_store_rejections(monkeypatch):
+    from app import media_tables as mt
+
+    monkeypatch.setattr(mt, "assembly", {})
+    ev = _chunk_events(_segments(6), 2)
+    with pytest.raises(Rejected) as e:
+        await mt.add_chunk(ev[0], _Msg(b"other", 0), _inline)
+    assert e.value.reason == "media_key_mismatch"
+    assert await mt.add_chunk(ev[1], _Msg(b"v1", 1), _inline) is None  # final = seq 1
+    late = ev[0].model_copy(update={"chunk": ev[0].chunk.model_copy(update={"seq": 2})})
+    with pytest.raises(Rejected) as e:
+        await mt.add_chunk(late, _Msg(b"v1", 2), _inline)
+    assert e.value.reason == "chunks_inconsistent"
+    assert list(mt.assembly.values()) == [b'{"done":2}'], "an impossible item is discarded"
