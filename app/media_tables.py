@@ -107,22 +107,22 @@ async def add_chunk(ev: MediaEvent, message: Any, run: Run) -> Complete | None:
     final, total = state["chunks"].get(str(seq), [False, None])
     state["chunks"][str(seq)] = [bool(ev.chunk.final or final), ev.chunk.total or total]
     state["bytes"] += len(value) - (len(earlier) if earlier is not None else 0)
-    keys = {int(s): colocated([ev.media_id, int(s)], part) for s in state["chunks"]}
     infos = [{"chunk": {"seq": int(s), "final": f, "total": t}} for s, (f, t) in state["chunks"].items()]
     status = chunk_status(*chunk_info(infos))
-    if state["bytes"] > MAX_ASSEMBLY_BYTES or status == "inconsistent":
-        close(Complete(index_key, list(keys.values()), [], message.offset))
-        if status == "inconsistent":
-            raise Rejected("chunks_inconsistent", f"chunks {sorted(keys)} of media {ev.media_id!r} cannot complete "
-                           f"(final and total: {state['chunks']})", "chunk")
-        raise Rejected("media_too_large", f"the chunks of media {ev.media_id!r} exceed {MAX_ASSEMBLY_BYTES} bytes")
-    if status == "waiting":
+    if status == "waiting" and state["bytes"] <= MAX_ASSEMBLY_BYTES:
         assembly[key] = value
         assembly[index_key] = orjson.dumps(state)
         return None
+    keys = {s: colocated([ev.media_id, s], part) for s in sorted(int(s) for s in state["chunks"])}
+    if status == "inconsistent" or state["bytes"] > MAX_ASSEMBLY_BYTES:
+        close(Complete(index_key, list(keys.values()), [], message.offset))
+        if status == "inconsistent":
+            raise Rejected("chunks_inconsistent", f"chunks {list(keys)} of media {ev.media_id!r} cannot complete "
+                           f"(final and total: {state['chunks']})", "chunk")
+        raise Rejected("media_too_large", f"the chunks of media {ev.media_id!r} exceed {MAX_ASSEMBLY_BYTES} bytes")
     # The completing chunk is not stored: if the worker dies before the output is out, its
     # redelivery completes the item again from the chunks still in the table.
-    values = [value if s == seq else assembly[k] for s, k in sorted(keys.items())]
+    values = [value if s == seq else assembly[k] for s, k in keys.items()]
     return Complete(index_key, list(keys.values()), values, message.offset)
 
 
