@@ -68,5 +68,5 @@ def _quiet(app: faust.App, **kwargs) -> None:  # pragma: no cover - logging only
 # Agents, tables and web views register themselves on import.
 from app import tables  # noqa: E402,F401
 from app.agents import objects as _objects, training as _training  # noqa: E402,F401
-from app import web  # noqa: E402,F401
+from app import metrics, web  # noqa: E402,F401
 from app.agents import media as _media  # noqa: E402,F401

@@ -6,6 +6,7 @@ import time
 
 from app.codec import Rejected, dead_letter, dumps
 from app.main import topics
+from app.metrics import DEAD_LETTERS, HITS, RESULTS
 from app.schemas.results import ModerationHit, Result
 
 
@@ -15,12 +16,15 @@ def _headers() -> list[tuple[str, bytes]]:
 
 
 async def result(r: Result) -> None:
+    RESULTS.labels(r.method).inc()
     await topics["results"].send(key=r.item_id.encode(), value=dumps(r), headers=_headers())
 
 
 async def moderation(hit: ModerationHit) -> None:
+    HITS.labels(hit.action).inc()
     await topics["moderation"].send(key=hit.item_id.encode(), value=dumps(hit), headers=_headers())
 
 
 async def rejected(message, r: Rejected) -> None:
+    DEAD_LETTERS.labels(r.reason).inc()
     await topics["deadletter"].send(key=message.key, value=dumps(dead_letter(message, r)), headers=_headers())

@@ -30,6 +30,7 @@ from app.codec import Rejected, decode, source_of
 from app.engine import media as engine
 from app.live import state
 from app.main import app, settings, topics
+from app.metrics import BATCH_SECONDS, INPUTS
 from app.schemas.media import MediaEvent
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,10 @@ async def _run(fn, *args: Any) -> Any:
 @app.agent(topics["media"])
 async def media(stream):
     async for batch in stream.take_events(settings.batch_size, settings.batch_within):
-        for event in batch:
-            await _one(event.message)
+        INPUTS.labels("media").inc(len(batch))
+        with BATCH_SECONDS.labels("media").time():
+            for event in batch:
+                await _one(event.message)
 
 
 async def _one(message) -> None:

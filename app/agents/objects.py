@@ -13,6 +13,7 @@ from app.codec import Rejected, decode, source_of
 from app.engine.objects import Item, classify_objects
 from app.live import state
 from app.main import app, settings, topics
+from app.metrics import BATCH_SECONDS, INPUTS
 from app.schemas.objects import ObjectEvent
 from app.schemas.vectors import encode_vector
 
@@ -33,7 +34,9 @@ async def objects(stream):
                 continue
             items.append(Item(obj, source_of(event.message)))
             messages.append(event.message)
-        outcomes = await loop.run_in_executor(pool, classify_objects, state, items) if items else []
+        INPUTS.labels("objects").inc(len(batch))
+        with BATCH_SECONDS.labels("objects").time():
+            outcomes = await loop.run_in_executor(pool, classify_objects, state, items) if items else []
         for message, r in rejected:
             await emit.rejected(message, r)
         for item, message, out in zip(items, messages, outcomes):

@@ -8,11 +8,13 @@ from app.codec import Rejected
 from app.engine.training import validate
 from app.live import state
 from app.main import app, settings, topics
+from app.metrics import INPUTS
 
 
 @app.agent(topics["training"])
 async def training(stream):
     async for batch in stream.take_events(settings.batch_size, settings.batch_within):
+        INPUTS.labels("training").inc(len(batch))
         for event in batch:
             msg = event.message
             try:

@@ -25,3 +25,11 @@ async def test_objects_in_results_out(stack):
         assert r["detail"]["knn"]["topic"]["meta"]["overallCount"] == 5
         assert r["source"]["topic"].endswith("objects")
     assert not await stack.collect("deadletter", 1, timeout=1)
+
+    # The worker's Prometheus metrics count what the inputs became.
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{w.web_port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    assert 'labelstream_results_total{method="knn"} 30.0' in text
+    assert 'labelstream_inputs_total{topic="objects"} 30.0' in text
