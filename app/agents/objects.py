@@ -19,6 +19,7 @@ from app.schemas.vectors import encode_vector
 
 # Annoy and numpy release the GIL: classification runs off the event loop.
 pool = ThreadPoolExecutor(settings.classify_threads, thread_name_prefix="classify")
+MIN_SHARE = 64  # below this a thread hop costs more than it saves
 
 
 @app.agent(topics["objects"])
@@ -36,7 +37,7 @@ async def objects(stream):
             messages.append(event.message)
         INPUTS.labels("objects").inc(len(batch))
         with BATCH_SECONDS.labels("objects").time():
-            outcomes = await loop.run_in_executor(pool, classify_objects, state, items) if items else []
+            outcomes = await _classify(loop, items)
         for message, r in rejected:
             await emit.rejected(message, r)
         for item, message, out in zip(items, messages, outcomes):
@@ -48,6 +49,15 @@ async def objects(stream):
             for hit in out.hits:
                 await emit.moderation(hit)
             tables.stored_objects[item.event.id.encode()] = _stored(item, out.results)
+
+
+async def _classify(loop, items: list[Item]) -> list:
+    """Split a large batch over the pool so every core works (numpy and Annoy drop the GIL)."""
+    n = min(settings.classify_threads, len(items) // MIN_SHARE) or 1
+    size = -(-len(items) // n) if items else 0
+    shares = [items[i:i + size] for i in range(0, len(items), size)] if items else []
+    done = await asyncio.gather(*(loop.run_in_executor(pool, classify_objects, state, s) for s in shares))
+    return [o for share in done for o in share]
 
 
 def _stored(item: Item, results) -> bytes:
