@@ -28,7 +28,7 @@ from app import media_tables
 from app.agents import emit
 from app.codec import Rejected, decode, source_of
 from app.engine import media as engine
-from app.live import state
+from app.live import replica, state
 from app.main import app, settings, topics
 from app.metrics import BATCH_SECONDS, INPUTS
 from app.schemas.media import MediaEvent
@@ -45,6 +45,7 @@ async def _run(fn, *args: Any) -> Any:
 
 @app.agent(topics["media"])
 async def media(stream):
+    await replica.caught_up.wait()  # never classify with a half-loaded model
     async for batch in stream.take_events(settings.batch_size, settings.batch_within):
         INPUTS.labels("media").inc(len(batch))
         with BATCH_SECONDS.labels("media").time():

@@ -11,7 +11,7 @@ from app import tables
 from app.agents import emit
 from app.codec import Rejected, decode, source_of
 from app.engine.objects import Item, classify_objects
-from app.live import state
+from app.live import replica, state
 from app.main import app, settings, topics
 from app.metrics import BATCH_SECONDS, INPUTS
 from app.schemas.objects import ObjectEvent
@@ -25,6 +25,8 @@ MIN_SHARE = 64  # below this a thread hop costs more than it saves
 @app.agent(topics["objects"])
 async def objects(stream):
     loop = asyncio.get_running_loop()
+    # Never classify with a half-loaded model: wait until the training replica has caught up.
+    await replica.caught_up.wait()
     async for batch in stream.take_events(settings.batch_size, settings.batch_within):
         items, messages, rejected = [], [], []
         for event in batch:

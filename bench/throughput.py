@@ -1,0 +1,155 @@
+"""End-to-end throughput through Kafka: a Labelstream worker vs the raw Kafka client's ceiling.
+
+Both sides get the same N pre-produced object events on 8 partitions and must publish one
+output record per input:
+
+- **ceiling**: one plain aiokafka consumer (group, manual commits every batch) that
+  decodes each value with orjson and produces one small record per event — the most any
+  consume→produce service written with this client can do on this machine;
+- **labelstream**: a real worker (``labelstream worker``, subprocess) classifying with the
+  sample kNN classifier (k=5, 60 examples, 16-d) and publishing full results.
+
+Time runs from the first output record to the N-th, read from the output topic, so the
+worker's start-up and group join are excluded on both sides.
+
+    .venv/bin/python bench/throughput.py --events 20000        # needs a broker; starts the local one if none
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+import orjson  # noqa: E402
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
+
+import results  # noqa: E402  (bench/results.py)
+from app import localkafka, samples  # noqa: E402
+from app.admin import bootstrap, ensure_topics  # noqa: E402
+from app.clients import produce  # noqa: E402
+from app.process import WorkerProcess  # noqa: E402
+from app.settings import Settings  # noqa: E402
+
+
+async def first_to_nth(settings: Settings, topic: str, n: int, timeout: float) -> tuple[int, float]:
+    """Seconds between the first and the n-th record of ``topic`` (by arrival at this reader)."""
+    consumer = AIOKafkaConsumer(settings.topic(topic), bootstrap_servers=bootstrap(settings.broker), group_id=None,
+                                auto_offset_reset="earliest", fetch_max_wait_ms=20)
+    await consumer.start()
+    seen, t0, deadline = 0, None, time.monotonic() + timeout
+    try:
+        while seen < n and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200, max_records=10_000)
+            got = sum(len(v) for v in batch.values())
+            if got and t0 is None:
+                t0 = time.monotonic()
+            seen += got
+        return seen, (time.monotonic() - t0) if t0 else float("nan")
+    finally:
+        await consumer.stop()
+
+
+async def ceiling(settings: Settings, n: int) -> None:
+    """The raw-client service: consume objects, decode, produce one record each."""
+    servers = bootstrap(settings.broker)
+    consumer = AIOKafkaConsumer(settings.topic("objects"), bootstrap_servers=servers, group_id=f"ceiling-{uuid.uuid4().hex[:6]}",
+                                auto_offset_reset="earliest", enable_auto_commit=False, max_poll_records=2000)
+    producer = AIOKafkaProducer(bootstrap_servers=servers, linger_ms=5, acks="all")
+    await consumer.start()
+    await producer.start()
+    done = 0
+    try:
+        while done < n:
+            batch = await consumer.getmany(timeout_ms=500, max_records=2000)
+            for recs in batch.values():
+                for r in recs:
+                    ev = orjson.loads(r.value)
+                    await producer.send(settings.topic("results"), key=r.key,
+                                        value=orjson.dumps({"item_id": ev["id"], "labels": {}}))
+                    done += 1
+            await producer.flush()
+            await consumer.commit()
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+def fresh(broker: str, tag: str) -> tuple[Settings, dict]:
+    run = uuid.uuid4().hex[:6]
+    env = {"LABELSTREAM_BROKER": broker, "LABELSTREAM_APP_ID": f"bench-{tag}-{run}",
+           "LABELSTREAM_TOPIC_PREFIX": f"b{tag}{run}.", "LABELSTREAM_TOPIC_PARTITIONS": "8"}
+    return Settings(broker=broker, app_id=env["LABELSTREAM_APP_ID"], topic_prefix=env["LABELSTREAM_TOPIC_PREFIX"],
+                    topic_partitions=8), env
+
+
+async def run(broker: str, n: int, timeout: float) -> list[tuple[str, int, float]]:
+    objs = [(k, v) for k, v, _ in samples.objects(n, run="bench")]
+    rows = []
+
+    s, _ = fresh(broker, "raw")
+    await ensure_topics(s)
+    await produce("objects", objs, s)
+    service = asyncio.create_task(ceiling(s, n))
+    seen, secs = await first_to_nth(s, "results", n, timeout)
+    await service
+    rows.append(("raw aiokafka consume → decode → produce (ceiling)", seen, secs))
+
+    s, env = fresh(broker, "ls")
+    await ensure_topics(s)
+    await produce("training", samples.training_records(), s)
+    await produce("objects", objs, s)
+    with tempfile.TemporaryDirectory() as tmp:
+        w = WorkerProcess({**env, "LABELSTREAM_DATA_DIR": tmp}, Path(tmp) / "worker.log").start()
+        try:
+            seen, secs = await first_to_nth(s, "results", n, timeout)
+        finally:
+            w.stop()
+    rows.append(("labelstream worker, kNN (k=5) full results", seen, secs))
+    return rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=20_000)
+    ap.add_argument("--timeout", type=float, default=300)
+    ap.add_argument("--no-write", action="store_true")
+    a = ap.parse_args()
+    b = localkafka.Broker.from_env()
+    broker = os.environ.get("LABELSTREAM_BROKER")
+    started = False
+    if not broker:
+        if not b.pid():
+            print(localkafka.start(b))
+            started = True
+        broker = b.url
+    try:
+        rows = asyncio.run(run(broker, a.events, a.timeout))
+    finally:
+        if started:
+            print(localkafka.stop(b))
+    base = rows[0][1] / rows[0][2]
+    lines = ["| pipeline | outputs | seconds | events/s | vs ceiling |", "|---|---:|---:|---:|---:|"]
+    for name, seen, secs in rows:
+        rate = seen / secs
+        lines.append(f"| {name} | {seen:,} | {secs:.2f} | {rate:,.0f} | {rate / base:.2f}x |")
+    lines += ["", f"{a.events:,} object events (16-d base64 vectors), 8 partitions, one local broker, 2 CPUs shared "
+              "by broker, worker and this reader; first output to the N-th.",
+              f"Command: `.venv/bin/python bench/throughput.py --events {a.events}`"]
+    body = "\n".join(lines)
+    print(body)
+    if not a.no_write:
+        results.write_section("## End-to-end throughput", body)
+    return 0 if all(seen == a.events for _, seen, _ in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
