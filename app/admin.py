@@ -61,6 +61,18 @@ async def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
                 pass  # another worker won the race
             except KafkaError as e:
                 raise BrokerUnavailable(f"creating topics on {settings.broker} failed: {e}") from None
+            await _wait_for_leaders(admin, [t.name for t in new], timeout)
         return [t.name for t in new]
     finally:
         await admin.close()
+
+
+async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], timeout: float) -> None:
+    """New partitions have no leader for a moment; producing then only logs retries."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        topics = await admin.describe_topics(names)
+        if all(t["error_code"] == 0 and t["partitions"] and all(p["leader"] >= 0 for p in t["partitions"])
+               for t in topics):
+            return
+        await asyncio.sleep(0.1)
