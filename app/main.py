@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import faust
 
+from app import faustfix
 from app.settings import get_settings
 from app.topics import CATALOG, TopicSpec
 
+faustfix.apply()  # faust-streaming 0.15.3 loses records when a worker takes over partitions
 settings = get_settings()
 MAX_BYTES = 16 * 1024 * 1024
 
