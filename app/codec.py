@@ -37,9 +37,10 @@ class Rejected(Exception):
         self.reason, self.detail, self.path = reason, detail, path
 
 
-def from_validation_error(err: ValidationError) -> Rejected:
+def from_validation_error(err: ValidationError, skip: int = 0) -> Rejected:
+    """``skip`` leading loc entries are dropped (a tagged union puts its tag first)."""
     first = err.errors(include_url=False)[0]
-    path = ".".join(str(p) for p in first["loc"]) or None
+    path = ".".join(str(p) for p in first["loc"][skip:]) or None
     reason = first["type"] if first["type"] in _OWN_REASONS else "schema_violation"
     more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
     return Rejected(reason, f"{path or 'value'}: {first['msg']}{more}", path)

@@ -13,7 +13,7 @@ import orjson
 from pydantic import ValidationError
 
 from app.codec import Rejected, from_validation_error, load_json
-from app.core.filters import FilterError
+from app.core.filters import FilterError, compile_where
 from app.schemas.training import (CLASSIFIER_PREFIX, TAXONOMY_PREFIX, ClassifierDef, Example,
                                   TaxonomyRecord, parse_training, record_key)
 from app.schemas.vectors import encode_vector
@@ -34,12 +34,20 @@ def validate(key: bytes | None, value: bytes | None, state: ModelState, current:
     try:
         rec = parse_training(data)
     except ValidationError as e:
-        raise from_validation_error(e) from None
+        raise _schema_rejection(e) from None
     if isinstance(rec, Example):
         return rec.id, _example(rec, state)
     if isinstance(rec, ClassifierDef):
         return record_key(rec), _classifier(rec)
     return record_key(rec), _taxonomy(rec, state, current)
+
+
+def _schema_rejection(err: ValidationError) -> Rejected:
+    """Field paths start at the record: pydantic puts the union's tag ('example') first."""
+    first = err.errors(include_url=False)[0]
+    if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        return Rejected("schema_violation", f"record: {first['msg']}", "record")
+    return from_validation_error(err, skip=1)
 
 
 def _delete_key(data: dict) -> str:
@@ -75,10 +83,13 @@ def _vectorize(state: ModelState, text: str | None):
 
 
 def _classifier(rec: ClassifierDef) -> bytes:
-    try:
-        Classifier.compile(rec)
-    except FilterError as e:
-        raise Rejected("invalid_filter", f"{e}", f"filters.{e.path}") from None
+    for name, where in rec.filters:  # compiled one by one so the path names the filter
+        try:
+            compile_where(where)
+        except FilterError as e:
+            at = e.path if e.path.startswith("[") or not e.path else f".{e.path}"
+            raise Rejected("invalid_filter", f"{name}: {e}", f"filters.{name}{at}") from None
+    Classifier.compile(rec)
     return orjson.dumps(rec.model_dump(mode="json", by_alias=True, exclude={"op"}))
 
 
