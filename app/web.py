@@ -13,6 +13,7 @@ from app.main import app
 
 
 def readiness() -> dict:
+    from app import tables
     from app.live import replica, state
 
     checks = {
@@ -27,6 +28,8 @@ def readiness() -> dict:
         "training_records_applied": replica.applied,
         "classifiers": sum(len(v) for v in state.snapshot().classifiers_by_class.values()),
         "taxonomies": sorted(state.snapshot().taxonomies),
+        # keys this worker holds per table (its partitions): shows what changelog recovery restored
+        "tables": {t.name: len(t) for t in (tables.training, tables.stored_objects)},
     }
 
 
