@@ -59,6 +59,10 @@ def _delete_key(data: dict) -> str:
 
 
 def _example(rec: Example, state: ModelState) -> bytes:
+    for prop, label in rec.labels.items():  # the index refuses empty names and labels: so do we
+        if not prop or not label:
+            raise Rejected("schema_violation", f"labels: {prop!r}: {label!r}: property names and labels must be "
+                           "non-empty strings", f"labels.{prop}" if prop else "labels")
     vector = rec.vector
     if vector is None:
         vector = _vectorize(state, rec.text)
