@@ -140,7 +140,7 @@ Tried with the pinned faust-streaming 0.15.3 / aiokafka 0.14.0 on the single-nod
 | malformed burst | 3,219 | 3,000 (+219 dead letters) | 0 | 0 | survived |
 
 So `app/settings.py` refuses `LABELSTREAM_PROCESSING_GUARANTEE=exactly_once` unless
-`LABELSTREAM_ALLOW_UNSAFE_EXACTLY_ONCE=1` (upstream issues #323, #440, #517 are still open). The guarantee is
+`LABELSTREAM_ALLOW_UNSAFE_EXACTLY_ONCE=1` (see upstream #323, #440, #517). The guarantee is
 at-least-once with idempotent results: a redelivered event reproduces its result byte for byte under the same key
 (`result_id` = `<item_id>/<classifier>`, no wall-clock time in the value; `classified_at` is a header), so
 consumers keep the last record per `result_id` (or read the results topic by key) and see each result once.
@@ -151,7 +151,7 @@ Reproduce: `.venv/bin/python bench/reliability.py --guarantee exactly_once --eve
 Without it (`LABELSTREAM_FAUSTFIX=0`) the takeover scenario lost 125-1,485 of 20,000 events in 15 of 22 runs:
 records re-fetched after a rebalance were dropped as "already read", and stream queues were cleared after the
 seek to the committed offsets, while the committed offsets moved past the unprocessed records. With the fix,
-0 lost in every run since (each takeover now redelivers a few hundred to ~1,900 events: duplicates, not loss)."""
+0 lost in every run since (a takeover now redelivers hundreds to a few thousand events: duplicates, not loss)."""
 
 if __name__ == "__main__":
     sys.exit(main())
