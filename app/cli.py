@@ -83,7 +83,7 @@ def demo(
     from app.demo import run_demo
 
     try:
-        code = run_demo(n_objects=objects, timeout=timeout, use_local=not os.environ.get("LABELSTREAM_BROKER"))
+        code = run_demo(n_objects=objects, timeout=timeout, broker=os.environ.get("LABELSTREAM_BROKER"))
     except localkafka.KafkaError as e:
         fail(str(e))
     raise typer.Exit(code)

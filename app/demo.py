@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from pathlib import Path
@@ -10,31 +11,21 @@ from pathlib import Path
 from app import localkafka, samples
 from app.clients import produce, records
 from app.process import WorkerProcess
-from app.settings import get_settings
 
 
-def run_demo(n_objects: int = 12, timeout: float = 90.0, use_local: bool = True) -> int:
+def run_demo(n_objects: int = 12, timeout: float = 90.0, broker: str | None = None) -> int:
+    """``broker`` None: the local broker (started, and stopped afterwards, if not running)."""
     started_at = time.monotonic()
-    broker = localkafka.Broker.from_env()
-    started_broker = False
-    if use_local and not broker.pid():
-        print(localkafka.start(broker), flush=True)
-        started_broker = True
-    env = {"LABELSTREAM_BROKER": broker.url} if use_local else {}
-    if use_local:
-        import os
-
-        os.environ.update(env)
-    settings = get_settings()
-    worker = WorkerProcess({**env, "LABELSTREAM_DATA_DIR": "var/demo-worker"}, Path("var/demo-worker.log"))
-    try:
-        print(f"starting a worker (log: {worker.log_path}) ...", flush=True)
-        worker.start().wait_ready(timeout)
-        return asyncio.run(_publish_and_print(worker, n_objects, timeout, started_at))
-    finally:
-        worker.stop()
-        if started_broker:
-            print(localkafka.stop(broker), flush=True)
+    with localkafka.configured_or_local(broker) as url:
+        worker = WorkerProcess({"LABELSTREAM_BROKER": url, "LABELSTREAM_DATA_DIR": "var/demo-worker"},
+                               Path("var/demo-worker.log"))
+        os.environ["LABELSTREAM_BROKER"] = url  # for this process's producer and reader
+        try:
+            print(f"starting a worker (log: {worker.log_path}) ...", flush=True)
+            worker.start().wait_ready(timeout)
+            return asyncio.run(_publish_and_print(worker, n_objects, timeout, started_at))
+        finally:
+            worker.stop()
 
 
 async def _publish_and_print(worker: WorkerProcess, n: int, timeout: float, t0: float) -> int:

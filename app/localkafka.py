@@ -28,8 +28,10 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 KAFKA_VERSION = "4.1.1"
 LOG4J_VERSION = "2.24.3"
@@ -311,6 +313,24 @@ def logs(b: Broker, lines: int = 60) -> str:
         return "\n".join(b.log_file.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         raise KafkaError(f"no broker log yet at {b.log_file}")
+
+
+@contextmanager
+def configured_or_local(configured: str | None) -> Iterator[str]:
+    """The broker URL to use: ``configured`` if given, else the local broker, started here
+    (and stopped on exit) when it is not already running. For the demo and the benchmarks."""
+    if configured:
+        yield configured
+        return
+    b = Broker.from_env()
+    started = not b.pid()
+    if started:
+        print(start(b), flush=True)
+    try:
+        yield b.url
+    finally:
+        if started:
+            print(stop(b), flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

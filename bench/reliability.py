@@ -83,24 +83,14 @@ def main() -> int:
     p.add_argument("--write", action="store_true", help=f"write the table to the '{SECTION}' section of bench/RESULTS.md")
     a = p.parse_args()
 
-    b = localkafka.Broker.from_env()
-    broker = os.environ.get("LABELSTREAM_BROKER")
-    started = False
-    if not broker:
-        if not b.reachable():
-            print(localkafka.start(b))
-            started = True
-        broker = b.url
-    elif not localkafka.port_open(int(bootstrap(broker).rsplit(":", 1)[1])):
-        print(f"no broker answers at {broker}", file=sys.stderr)
+    configured = os.environ.get("LABELSTREAM_BROKER")
+    if configured and not localkafka.port_open(int(bootstrap(configured).rsplit(":", 1)[1])):
+        print(f"no broker answers at {configured}", file=sys.stderr)
         return 2
     root = Path(tempfile.mkdtemp(prefix="ls-reliability-"))
-    print(f"broker {broker}, guarantee {a.guarantee}, worker logs under {root}", flush=True)
-    try:
+    with localkafka.configured_or_local(configured) as broker:
+        print(f"broker {broker}, guarantee {a.guarantee}, worker logs under {root}", flush=True)
         stats = asyncio.run(run(broker, [n for n in ORDER if n in a.only], a.events, a.guarantee, root))
-    finally:
-        if started:
-            print(localkafka.stop(b))
 
     body = table([row(s) for s in stats])
     env = " ".join(f"{k}={os.environ[k]}" for k in ("LABELSTREAM_KAFKA_PORT", "LABELSTREAM_BROKER") if k in os.environ)

@@ -123,19 +123,8 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=300)
     ap.add_argument("--no-write", action="store_true")
     a = ap.parse_args()
-    b = localkafka.Broker.from_env()
-    broker = os.environ.get("LABELSTREAM_BROKER")
-    started = False
-    if not broker:
-        if not b.pid():
-            print(localkafka.start(b))
-            started = True
-        broker = b.url
-    try:
+    with localkafka.configured_or_local(os.environ.get("LABELSTREAM_BROKER")) as broker:
         rows = asyncio.run(run(broker, a.events, a.timeout))
-    finally:
-        if started:
-            print(localkafka.stop(b))
     base = rows[0][1] / rows[0][2]
     lines = ["| pipeline | outputs | seconds | events/s | vs ceiling |", "|---|---:|---:|---:|---:|"]
     for name, seen, secs in rows:
