@@ -257,25 +257,44 @@ def _stats(name: str, ledger: Ledger, ids: list[str], *, t_fault: float | None =
 
 
 # -- scenario 1: kill -9 mid-stream, restart --------------------------------------------------
+async def _fault_mid_stream(stack, ledger, objs, at: float, timeout: float,
+                            fault: Callable[[], None]) -> tuple[bool, float, int]:
+    """Produce ``objs`` in the background; once ``at`` of them have results, inject ``fault``.
+
+    Returns (kill point reached, wall time of the fault, results seen before it)."""
+    producing = asyncio.create_task(produce_chunks(stack, "objects", [(k, v) for k, v, _ in objs]))
+    try:
+        reached = await until(lambda: len(ledger.items) >= len(objs) * at, timeout)
+        before, t_fault = len(ledger.items), time.time()
+        fault()
+        await producing
+    finally:
+        if not producing.done():
+            producing.cancel()
+    return reached, t_fault, before
+
+
+async def _finish(stack, ledger, ids, timeout: float) -> tuple[bool, bool]:
+    """Wait until every id is answered, then until the group has committed everything."""
+    complete = await until(lambda: len(ledger.answered(ids)) == len(ids), timeout)
+    return complete, await settle(stack, ledger)
+
+
 async def kill_and_restart(stack, n: int = 50_000, kill_after: float = 0.3, timeout: float = 150) -> dict:
     """One worker, ``n`` events; kill -9 it once ``kill_after`` of them have results, restart it."""
     w, _ = await trained_worker(stack)
     objs = samples.objects(n, run=f"kill-{uuid.uuid4().hex[:6]}")
     ids = [k for k, _, _ in objs]
     async with Ledger(stack.settings) as ledger:
-        producing = asyncio.create_task(produce_chunks(stack, "objects", [(k, v) for k, v, _ in objs]))
-        try:
-            reached = await until(lambda: len(ledger.items) >= n * kill_after, timeout)
-            before_kill = len(ledger.items)
-            t_fault = time.time()
+        restarted = []
+
+        def crash() -> None:
             w.kill()
-            w2 = stack.worker("w")  # same data dir, as a supervisor would restart it
-            await producing
-        finally:
-            if not producing.done():
-                producing.cancel()
-        complete = await until(lambda: len(ledger.answered(ids)) == n, timeout)
-        settled = await settle(stack, ledger)
+            restarted.append(stack.worker("w"))  # same data dir, as a supervisor would restart it
+
+        reached, t_fault, before_kill = await _fault_mid_stream(stack, ledger, objs, kill_after, timeout, crash)
+        w2 = restarted[0]
+        complete, settled = await _finish(stack, ledger, ids, timeout)
         return _stats("kill -9 one worker mid-stream, restart it", ledger, ids, t_fault=t_fault,
                       killed_at_results=before_kill, kill_point_reached=reached, complete=complete,
                       settled=settled, worker_alive=w2.alive)
@@ -295,17 +314,8 @@ async def takeover(stack, n: int = 20_000, kill_after: float = 0.3, timeout: flo
     objs = samples.objects(n, run=f"take-{uuid.uuid4().hex[:6]}")
     ids = [k for k, _, _ in objs]
     async with Ledger(stack.settings) as ledger:
-        producing = asyncio.create_task(produce_chunks(stack, "objects", [(k, v) for k, v, _ in objs]))
-        try:
-            reached = await until(lambda: len(ledger.items) >= n * kill_after, timeout)
-            t_fault = time.time()
-            a.kill()
-            await producing
-        finally:
-            if not producing.done():
-                producing.cancel()
-        complete = await until(lambda: len(ledger.answered(ids)) == n, timeout)
-        settled = await settle(stack, ledger)
+        reached, t_fault, _ = await _fault_mid_stream(stack, ledger, objs, kill_after, timeout, a.kill)
+        complete, settled = await _finish(stack, ledger, ids, timeout)
         health = await asyncio.to_thread(_ready_health, b, 60)
         tables = (health or {}).get("tables", {})
         return _stats("two workers, kill -9 one: the other takes over", ledger, ids, t_fault=t_fault,
@@ -357,8 +367,7 @@ async def broker_restart(stack, n: int = 30_000, stop_after: float = 0.2, timeou
         t_back = time.time()
         down_s = round(time.monotonic() - t_stop, 2)
         await produce_chunks(stack, "objects", second)
-        complete = await until(lambda: len(ledger.answered(ids)) == n, timeout)
-        settled = await settle(stack, ledger)
+        complete, settled = await _finish(stack, ledger, ids, timeout)
         return _stats("broker stopped and restarted mid-stream", ledger, ids, t_fault=t_back,
                       stop_point_reached=reached, broker_down_s=down_s, complete=complete, settled=settled,
                       worker_alive=w.alive)
@@ -453,8 +462,7 @@ async def malformed_burst(stack, n_good: int = 3_000, repeat: int = 10, timeout:
     async with Ledger(stack.settings) as ledger:
         await stack.produce("training", [(k, v) for k, v, _, _ in tbad])
         await produce_chunks(stack, "objects", stream)
-        complete = await until(lambda: len(ledger.answered(ids)) == len(ids), timeout)
-        settled = await settle(stack, ledger)
+        complete, settled = await _finish(stack, ledger, ids, timeout)
         good_ids = {k for k, _, _ in good}
         wrong = []
         for key, (reason, path) in expected.items():
