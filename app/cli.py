@@ -13,7 +13,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import typer
 
-from app import localkafka
+from app.devtools import localkafka
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 topics_cli = typer.Typer(no_args_is_help=True, help="The topic catalog in topics/.")
@@ -27,8 +27,8 @@ def fail(message: str) -> None:
 
 @cli.command()
 def worker(loglevel: str = typer.Option(None, "--loglevel", "-l", help="debug|info|warning")) -> None:
-    """Run a Faust worker (same as ``faust -A app.main worker``), creating catalog topics first."""
-    from app.admin import BrokerUnavailable, ensure_topics
+    """Run a Faust worker (same as ``faust -A app.service.worker worker``), creating catalog topics first."""
+    from app.service.admin import BrokerUnavailable, ensure_topics
     from app.settings import get_settings
 
     settings = get_settings()
@@ -36,7 +36,7 @@ def worker(loglevel: str = typer.Option(None, "--loglevel", "-l", help="debug|in
         asyncio.run(ensure_topics(settings))
     except BrokerUnavailable as e:
         fail(str(e))
-    from app.main import app
+    from app.service.worker import app
 
     sys.argv = ["labelstream", "worker", "-l", loglevel or settings.log_level]
     app.main()
@@ -60,7 +60,7 @@ def topics_export() -> None:
 @topics_cli.command("create")
 def topics_create() -> None:
     """Create every catalog topic that does not exist yet."""
-    from app.admin import BrokerUnavailable, ensure_topics
+    from app.service.admin import BrokerUnavailable, ensure_topics
     from app.settings import get_settings
 
     try:
@@ -80,7 +80,7 @@ def demo(
     Starts the local broker unless LABELSTREAM_BROKER is set, starts a worker, publishes
     sample training data and objects, prints each result, then shuts everything down.
     """
-    from app.demo import run_demo
+    from app.devtools.demo import run_demo
 
     try:
         code = run_demo(n_objects=objects, timeout=timeout, broker=os.environ.get("LABELSTREAM_BROKER"))
@@ -96,7 +96,7 @@ def tail(
     from_beginning: bool = typer.Option(False, "--from-beginning"),
 ) -> None:
     """Print records of a topic as JSON lines."""
-    from app.clients import tail_topic
+    from app.devtools.clients import tail_topic
 
     asyncio.run(tail_topic(topic, limit=limit, from_beginning=from_beginning))
 

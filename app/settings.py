@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     max_segments: int = 20_000
     max_prompts: int = 1_000
 
+    # stored objects (the latest version of each object and its labels, for jobs over stored items)
+    store_objects: bool = True
+
     # kNN index
     knn_exact_threshold: int = 2_000
     annoy_n_trees: int | None = None

@@ -32,9 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 import results  # noqa: E402  (bench/results.py)
-from app import localkafka  # noqa: E402
-from app.admin import bootstrap  # noqa: E402
-from tests.integration import scenarios  # noqa: E402
+from app.devtools import localkafka  # noqa: E402
+from app.service.admin import bootstrap  # noqa: E402
+from app.devtools import scenarios  # noqa: E402
+from app.devtools.stack import deployment  # noqa: E402
 
 SECTION = "## Reliability"
 ORDER = ["kill9", "takeover", "broker", "burst"]
@@ -60,7 +61,7 @@ async def run(broker: str, names: list[str], n_kill: int, guarantee: str, root: 
         env = {"LABELSTREAM_PROCESSING_GUARANTEE": guarantee}
         if guarantee == "exactly_once":  # refused by app/settings.py unless forced: it fails these scenarios
             env["LABELSTREAM_ALLOW_UNSAFE_EXACTLY_ONCE"] = "1"
-        async with scenarios.deployment(broker, root / name, partitions=8, **env) as stack:
+        async with deployment(broker, root / name, partitions=8, name="ls-rel", **env) as stack:
             if name == "broker" and scenarios.owned_broker(stack.settings) is None:
                 print(f"skipped {name}: {broker} is not a local broker this environment may restart "
                       "(set LABELSTREAM_KAFKA_PORT to its port; it must have been started by scripts/kafka)")

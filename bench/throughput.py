@@ -33,10 +33,10 @@ import orjson  # noqa: E402
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
 
 import results  # noqa: E402  (bench/results.py)
-from app import localkafka, samples  # noqa: E402
-from app.admin import bootstrap, ensure_topics  # noqa: E402
-from app.clients import produce  # noqa: E402
-from app.process import WorkerProcess  # noqa: E402
+from app.devtools import localkafka, samples  # noqa: E402
+from app.service.admin import bootstrap, ensure_topics  # noqa: E402
+from app.devtools.clients import produce  # noqa: E402
+from app.devtools.process import WorkerProcess  # noqa: E402
 from app.settings import Settings  # noqa: E402
 
 

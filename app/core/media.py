@@ -59,6 +59,7 @@ from typing import Any
 import numpy as np
 
 from app.core.segments import OPTION_CODE, OPTIONS, SegmentArrays
+from app.schemas.media import THRESHOLD_KEYS
 
 __all__ = ["MediaClass", "classify_media", "classify_page", "parse_page_token", "DEFAULT_MIN_CLIP_SCORE"]
 
@@ -68,7 +69,6 @@ __all__ = ["MediaClass", "classify_media", "classify_page", "parse_page_token", 
 DEFAULT_MIN_CLIP_SCORE = 20.0
 DEFAULT_PAGE_LIMIT = 10
 MAX_PAGE_LIMIT = 50
-THRESHOLD_KEYS = frozenset(OPTIONS) | {"min_clip_score", "min_video_score", "min_duration_ratio"}
 _TOUCH_EPS = 1e-6  # seconds: segment boundaries that differ by float noise still touch
 _CONV = OPTION_CODE["conversation"]
 

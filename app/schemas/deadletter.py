@@ -2,7 +2,8 @@
 
 ``reason`` is a machine-readable code (see ``REASONS``); ``detail`` says what was wrong
 and ``path`` where (a field path such as ``segments.3.vector``). The original bytes ride
-along in base64 so nothing is lost and a record can be replayed after a fix.
+along in base64 so nothing is lost and a record can be replayed after a fix; a value too big
+for the dead-letter topic travels as a prefix with its size and sha256 (``value_truncated``).
 """
 
 from __future__ import annotations
@@ -48,4 +49,9 @@ class DeadLetter(BaseModel):
     source: Source
     key: str | None = Field(None, description="record key as UTF-8 text when it is valid UTF-8")
     key_b64: str | None = None
-    value_b64: str | None = Field(None, description="the original value bytes, base64")
+    value_b64: str | None = Field(None, description="the original value bytes, base64 (a prefix when value_truncated)")
+    value_size: int | None = Field(None, description="size of the original value in bytes")
+    value_truncated: bool = Field(False, description="value_b64 holds only a prefix: the original would not fit "
+                                  "the dead-letter topic's message size")
+    value_sha256: str | None = Field(None, description="sha256 (hex) of the whole original value, when truncated")
+    key_truncated: bool = Field(False, description="key_b64 holds only a prefix of an oversized key")

@@ -19,6 +19,9 @@ from pydantic_core import PydanticCustomError
 from app.schemas.vectors import Vector
 
 Option = Literal["visual", "conversation", "text_in_video"]
+#: Twelve Labs ``threshold`` keys a media classifier may set: one per option, plus the clip/video/ratio floors.
+THRESHOLD_KEYS = frozenset(("visual", "conversation", "text_in_video", "min_clip_score", "min_video_score",
+                            "min_duration_ratio"))
 
 
 class Segment(BaseModel):

@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 from pydantic_core import PydanticCustomError
 
-from app.schemas.media import Option
+from app.schemas.media import THRESHOLD_KEYS, Option
 from app.schemas.taxonomy import Taxonomy
 from app.schemas.vectors import Vector
 
@@ -42,6 +42,8 @@ class Example(BaseModel):
     text: str | None = None
     properties: dict[str, Any] = Field(default_factory=dict)
     labels: dict[str, str] = Field(default_factory=dict, description="classify-property -> label")
+    vectorizer: Literal["none", "hashing", "minilm"] | None = Field(
+        None, description="set by the service: the vectorizer that embedded ``text`` (None: the vector was sent)")
 
     @model_validator(mode="after")
     def _check(self) -> "Example":
@@ -80,14 +82,12 @@ class MediaSettings(BaseModel):
     conversation_option: Literal["semantic", "exact_match"] = "semantic"
     include_clips: bool = False
     show_detailed_score: bool = False
-    threshold: dict[str, float] = Field(default_factory=dict, description="see app.core.media THRESHOLD_KEYS")
+    threshold: dict[str, float] = Field(default_factory=dict, description="see app.schemas.media THRESHOLD_KEYS")
     output: Literal["twelvelabs", "hive", "both"] = "both"
     classes: dict[str, MediaClassOptions] = Field(default_factory=dict, description="per-class options by class name")
 
     @model_validator(mode="after")
     def _check(self) -> "MediaSettings":
-        from app.core.media import THRESHOLD_KEYS
-
         if unknown := sorted(set(self.threshold) - THRESHOLD_KEYS):
             raise PydanticCustomError("invalid_classifier", "unknown threshold keys {keys}; allowed {allowed}",
                                       {"keys": unknown, "allowed": sorted(THRESHOLD_KEYS)})
@@ -115,6 +115,8 @@ class ClassifierDef(BaseModel):
     settings: KnnSettings = Field(default_factory=KnnSettings)
     filters: Filters = Field(default_factory=Filters)
     taxonomies: list[str] = Field(default_factory=list, description="zeroshot: taxonomy (model) names")
+    vectorizer: Literal["none", "hashing", "minilm"] | None = Field(
+        None, description="knn: embeds the text of objects and examples of the class (None: the service default)")
     media: MediaSettings | None = Field(None, description="type media: classify settings (defaults when absent)")
 
     @model_validator(mode="after")

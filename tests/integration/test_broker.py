@@ -5,7 +5,7 @@ import uuid
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from app.admin import bootstrap
+from app.service.admin import bootstrap
 
 
 async def test_transactions_commit_and_abort(broker):

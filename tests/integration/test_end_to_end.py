@@ -1,6 +1,6 @@
 """Objects published to Kafka come back as one classified result each, through a real worker."""
 
-from app import samples
+from app.devtools import samples
 
 
 async def test_objects_in_results_out(stack):

@@ -12,9 +12,9 @@ import asyncio
 import pytest
 from pydantic import ValidationError
 
-from app import localkafka
+from app.devtools import localkafka
 from app.settings import Settings
-from tests.integration import scenarios
+from app.devtools import scenarios
 
 pytestmark = pytest.mark.kafka
 

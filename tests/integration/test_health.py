@@ -15,7 +15,7 @@ import urllib.request
 
 import pytest
 
-from app import samples
+from app.devtools import samples
 
 pytestmark = pytest.mark.kafka
 

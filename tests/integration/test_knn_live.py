@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from app import samples
+from app.devtools import samples
 from app.schemas.vectors import encode_vector
 
 

@@ -190,7 +190,7 @@ async def committed(settings, topic: str, n: int, timeout: float = 20) -> None:
     """Wait until the worker group has committed ``n`` records of ``topic``."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    from app.admin import bootstrap
+    from app.service.admin import bootstrap
 
     c = AIOKafkaConsumer(bootstrap_servers=bootstrap(settings.broker), group_id=settings.app_id,
                          enable_auto_commit=False)
@@ -206,6 +206,6 @@ async def committed(settings, topic: str, n: int, timeout: float = 20) -> None:
 
 
 async def stack_collect(settings, topic: str, n: int, timeout: float):
-    from app import clients
+    from app.devtools import clients
 
     return await clients.collect(topic, n, timeout, settings=settings)

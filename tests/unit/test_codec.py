@@ -5,7 +5,10 @@ import base64
 import numpy as np
 import pytest
 
-from app.codec import Rejected, dead_letter, decode
+from app.classify.codec import Rejected, decode
+from app.classify.deadletter import dead_letter
+from app.classify.outcome import Record
+from app.schemas.deadletter import DeadLetter
 from app.schemas.objects import ObjectEvent
 from app.schemas.vectors import encode_vector
 
@@ -50,6 +53,6 @@ def test_dead_letter_keeps_the_original_bytes_and_source():
         topic, partition, offset, timestamp = "labelstream.objects", 3, 42, 1700000000.5
         key, value = b"o1", b"\xff\xfe not json"
 
-    dl = dead_letter(Msg, Rejected("invalid_json", "nope"))
+    dl = DeadLetter.model_validate_json(dead_letter(Record.of(Msg), Rejected("invalid_json", "nope"), 1 << 20))
     assert base64.b64decode(dl.value_b64) == Msg.value and dl.key == "o1"
     assert (dl.source.topic, dl.source.partition, dl.source.offset, dl.source.timestamp) == ("labelstream.objects", 3, 42, 1700000000500)

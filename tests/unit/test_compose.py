@@ -4,7 +4,7 @@ from pathlib import Path
 
 import yaml
 
-from app.localkafka import Broker, server_properties
+from app.devtools.localkafka import Broker, server_properties
 
 ROOT = Path(__file__).resolve().parents[2]
 # settings that differ by nature between a container and a local process

@@ -6,22 +6,23 @@ would; expected numbers come from the pure core (``app.core.media`` / ``app.core
 
 from __future__ import annotations
 
+import functools
 import random
 
 import numpy as np
 import orjson
 import pytest
 
-from app.codec import Rejected, dumps
+from app.classify.codec import Rejected, dumps
 from app.core.frames import frame_scores
 from app.core.media import MediaClass, classify_media
 from app.core.segments import SegmentArrays, content_hash, merge_chunks
-from app.engine import media as engine
+from app.classify import assembly, media as engine
 from app.schemas.deadletter import Source
 from app.schemas.media import MediaEvent
 from app.schemas.vectors import encode_vector
 from app.settings import Settings
-from app.state import ModelState
+from app.classify.state import ModelState
 
 D = 8
 E = np.eye(D)
@@ -215,8 +216,42 @@ def test_chunks_disagreeing_on_kind_are_inconsistent():
     assert e.value.reason == "chunks_inconsistent"
 
 
+class _ChunkStore:
+    """The media-assembly table as a dict, with the sink's part (apply the step's writes) done inline."""
+
+    PARTITIONS = 8
+
+    def __init__(self):
+        self.assembly: dict[bytes, bytes] = {}
+
+    def colocated(self, parts, p):
+        return assembly.colocated(parts, p, self.PARTITIONS)
+
+    def partition_of(self, key):
+        return assembly.partition_of(key, self.PARTITIONS)
+
+    def _apply(self, writes):
+        for w in writes:
+            if w.value is None:
+                self.assembly.pop(w.key, None)
+            else:
+                self.assembly[w.key] = w.value
+
+    async def add_chunk(self, ev, msg, run):
+        src = SRC.model_copy(update={"partition": msg.partition, "offset": msg.offset})
+        step = await run(functools.partial(assembly.add_chunk, partitions=self.PARTITIONS, max_bytes=1 << 30),
+                         ev, msg.key, src, self.assembly.get)
+        self._apply(step.writes)
+        if step.rejected is not None:
+            raise step.rejected
+        return step.complete
+
+    def close(self, complete):
+        self._apply(complete.close())
+
+
 def test_colocated_table_keys_land_in_the_record_partition():
-    from app import media_tables as mt
+    mt = _ChunkStore()
 
     for p in range(mt.PARTITIONS):
         key = mt.colocated(["some/media id", 3], p)
@@ -234,9 +269,7 @@ async def _inline(fn, *args):
 
 
 async def test_chunk_store_completes_once_drops_replays_and_restarts_on_resend(monkeypatch):
-    from app import media_tables as mt
-
-    monkeypatch.setattr(mt, "assembly", {})  # a dict stands in for the Faust table
+    mt = _ChunkStore()  # a dict stands in for the Faust table
     segs = _segments(30)
     events = _chunk_events(segs, 4)
 
@@ -260,9 +293,7 @@ async def test_chunk_store_completes_once_drops_replays_and_restarts_on_resend(m
 
 
 async def test_chunk_store_rejections(monkeypatch):
-    from app import media_tables as mt
-
-    monkeypatch.setattr(mt, "assembly", {})
+    mt = _ChunkStore()
     ev = _chunk_events(_segments(6), 2)
     with pytest.raises(Rejected) as e:
         await mt.add_chunk(ev[0], _Msg(b"other", 0), _inline)

@@ -1,7 +1,7 @@
 """Property-based fuzzing of the decode/validate path: bad input becomes a dead letter, never a crash.
 
-Whatever bytes arrive on the objects, media or training topic, ``app.codec.decode`` and
-``app.engine.training.validate`` either return a model or raise ``Rejected`` with a reason
+Whatever bytes arrive on the objects, media or training topic, ``app.classify.codec.decode`` and
+``app.classify.training.validate`` either return a model or raise ``Rejected`` with a reason
 from ``REASONS`` (and a string detail, and a field path or none). Any other exception would
 stop the agent's batch: that is the bug these properties look for.
 """
@@ -20,13 +20,13 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 
 from app import samples
-from app.codec import Rejected, decode
-from app.engine.training import validate
+from app.classify.codec import Rejected, decode
+from app.classify.training import validate
 from app.schemas.deadletter import REASONS
 from app.schemas.media import MediaEvent
 from app.schemas.objects import ObjectEvent
 from app.settings import Settings
-from app.state import ModelState
+from app.classify.state import ModelState
 
 LIMIT = 64 * 1024
 # FUZZ_EXAMPLES=5000 for a deeper run; 300 keeps the suite fast.

@@ -34,7 +34,7 @@ Choices, and why:
   reproduces the same result byte for byte; any other record gets ``from_cache: true``.
 * **Determinism**: the Hive task ``id`` is a UUID5 of media_id, classifier and cache key;
   ``created_on`` is the completing input record's timestamp. Wall-clock time travels in the
-  ``classified_at`` header only (``app.agents.emit``).
+  ``classified_at`` header only (``app.service.sink``).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from typing import Any, Mapping
 
 import orjson
 
-from app.codec import Rejected, dumps
+from app.classify.codec import Rejected, dumps
 from app.core.frames import frame_scores, hive_envelope, hive_media
 from app.core.media import MediaClass, classify_media
 from app.core.segments import SegmentArrays, content_hash, merge_chunks
@@ -55,9 +55,9 @@ from app.schemas.deadletter import Source
 from app.schemas.media import MediaEvent
 from app.schemas.results import Result, TaxonomyRef
 from app.schemas.vectors import encode_vector, parse_vector
-from app.state import Classifier, ModelState, Snapshot
+from app.classify.state import Classifier, ModelState, Snapshot
 
-#: A result must fit the results topic (16 MB, ``app.main.MAX_BYTES``) with headroom for headers.
+#: A result must fit the results topic (16 MB, ``app.service.faust_app.MAX_MESSAGE_BYTES``) with headroom for headers.
 RESULT_LIMIT = 15 * 1024 * 1024
 HIVE_MODEL_TYPE = "CATEGORIZATION"
 
@@ -166,7 +166,9 @@ class Job:
 
 
 @dataclass
-class Outcome:
+class Computed:
+    """The results of one media item and what to write to the result cache."""
+
     results: list[Result] = field(default_factory=list)
     cache_writes: dict[bytes, bytes] = field(default_factory=dict)
 
@@ -237,10 +239,10 @@ def cache_key(content: str, media: Media, c: Classifier, tax: Any) -> bytes:
     return hashlib.blake2b(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS), digest_size=20).hexdigest().encode()
 
 
-def classify(job: Job, cached: Mapping[bytes, bytes | None]) -> Outcome:
+def classify(job: Job, cached: Mapping[bytes, bytes | None]) -> Computed:
     """One result per run: from the cache when the key is there, computed (and to be cached)
     otherwise. Raises ``Rejected``: one dead letter instead of any result."""
-    out = Outcome()
+    out = Computed()
     origin = _origin(job.media.source)
     for run in job.runs:
         hit = cached.get(run.key)

@@ -15,18 +15,38 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.codec import Rejected
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from app.classify.codec import Rejected
+from app.classify.state import Classifier, Snapshot
 from app.core.zeroshot import best_paths, decide, model_output, multi_head_output, score, weaviate_zeroshot
 from app.schemas.results import ModerationHit, Result, TaxonomyRef
 
 
-def run_zeroshot(state, snap, c, items, base) -> list[tuple[Result | Rejected, list[ModerationHit]]]:
+def taxonomy_vectorizer(snap: Snapshot, c: Classifier) -> str:
+    """The vectorizer that embeds text for zero-shot classifier ``c``: its taxonomies' (one for all)."""
+    missing = [t for t in c.spec.taxonomies if t not in snap.taxonomies]
+    if missing:
+        raise Rejected("unknown_taxonomy", f"classifier {c.name!r} uses taxonomies not published yet: {missing}", "class")
+    names = sorted({snap.taxonomies[t].vectorizer.name for t in c.spec.taxonomies})
+    if len(names) > 1:
+        raise Rejected("vectorizer_mismatch", f"classifier {c.name!r} mixes taxonomies embedded with {names}: "
+                       "text cannot be in both spaces; send a vector", "text")
+    if names[0] == "none":
+        raise Rejected("vectorizer_error", f"the taxonomies of classifier {c.name!r} have no vectorizer "
+                       "(vectorizer 'none'): send a vector instead of text", "text")
+    return names[0]
+
+
+def run_zeroshot(snap: Snapshot, c: Classifier, items: Sequence[Any], q: np.ndarray,
+                 base: Callable[[Any, Classifier], dict[str, Any]]) -> list[tuple[Result | Rejected, list[ModerationHit]]]:
+    """Score the rows ``q`` (one per item, already in the taxonomies' space) against every taxonomy of ``c``."""
     spec = c.spec
     missing = [t for t in spec.taxonomies if t not in snap.taxonomies]
     if missing:
         r = Rejected("unknown_taxonomy", f"classifier {spec.name!r} uses taxonomies not published yet: {missing}", "class")
         return [(r, [])] * len(items)
-    q = np.stack([it.vector for it in items]).astype(np.float32, copy=False)
     per_tax = {}
     for t in spec.taxonomies:
         ct = snap.taxonomies[t]
@@ -34,7 +54,7 @@ def run_zeroshot(state, snap, c, items, base) -> list[tuple[Result | Rejected, l
         per_tax[t] = (ct, s, model_output(s), multi_head_output(s), best_paths(s), decide(s))
     prop_tax = {p: spec.taxonomies[min(i, len(spec.taxonomies) - 1)] for i, p in enumerate(spec.classifyProperties)}
     nearest_by_prop = {p: weaviate_zeroshot(per_tax[t][1], [p], c.target_where) for p, t in prop_tax.items()}
-    out = []
+    out: list[tuple[Result | Rejected, list[ModerationHit]]] = []
     for row, item in enumerate(items):
         labels, conf, zs = {}, {}, {}
         for p in spec.classifyProperties:

@@ -2,7 +2,7 @@
 
 ``tests/integration/test_faults.py`` asserts on the stats these functions return and
 ``bench/reliability.py`` prints them as a table; neither repeats the logic. Each scenario
-takes a ``Stack`` (``tests/integration/conftest.py``: an isolated app id and topic prefix
+takes a ``Stack`` (``app/devtools/stack.py``: an isolated app id and topic prefix
 on a shared broker), runs real worker processes, injects one fault and returns::
 
     {"scenario", "events_in", "results", "dead_letters", "duplicates", "lost", "recovery_s", ...}
@@ -38,8 +38,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from app import localkafka, samples
-from app.admin import bootstrap, ensure_topics
+from app.devtools import localkafka, samples
+from app.service.admin import bootstrap, ensure_topics
 from app.settings import Settings
 from app.schemas.vectors import encode_vector
 
@@ -494,29 +494,3 @@ SCENARIOS = {
     "broker": broker_restart,
     "burst": malformed_burst,
 }
-
-
-# -- outside pytest (bench/reliability.py): a stack without the fixture ------------------------
-@contextlib.asynccontextmanager
-async def deployment(broker: str, root: Path, partitions: int = 8, **env: str):
-    """What the ``stack`` fixture does, for scripts: an isolated app id and topic prefix."""
-    from tests.integration.conftest import Stack
-
-    run = uuid.uuid4().hex[:8]
-    full_env = {
-        "LABELSTREAM_BROKER": broker,
-        "LABELSTREAM_APP_ID": f"ls-rel-{run}",
-        "LABELSTREAM_TOPIC_PREFIX": f"r{run}.",
-        "LABELSTREAM_TOPIC_PARTITIONS": str(partitions),
-        "LABELSTREAM_LOG_LEVEL": "info",
-        **env,
-    }
-    settings = Settings(broker=broker, app_id=full_env["LABELSTREAM_APP_ID"],
-                        topic_prefix=full_env["LABELSTREAM_TOPIC_PREFIX"], topic_partitions=partitions)
-    await ensure_topics(settings)
-    s = Stack(settings, full_env, Path(root))
-    try:
-        yield s
-    finally:
-        for w in s.workers:
-            await asyncio.to_thread(w.stop)

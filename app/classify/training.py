@@ -1,28 +1,72 @@
-"""Validation of training records before they enter the training table.
+"""The training pipeline's pure step: validate records before they enter the training table.
 
 A record is checked the way the workers will use it (filters compiled, taxonomy prompts
 vectorized, vector dimension against the live index), so that nothing invalid reaches the
-table and every bad record leaves as a dead letter with the reason.
+table and every bad record leaves as a dead letter with the reason. Validation reads the
+*table* (and this batch's own earlier writes), not the replica, which lags: v2 then v1 of a
+taxonomy in one batch refuses v1, and two first examples of a class with different
+dimensions cannot both pass.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable, Sequence
 
 import orjson
 from pydantic import ValidationError
 
-from app.codec import Rejected, from_validation_error, load_json
+from app.classify.codec import Rejected, from_validation_error, internal_error, load_json
+from app.classify.outcome import Outcome, Record, TableWrite
 from app.core.filters import FilterError, compile_where
 from app.schemas.training import (CLASSIFIER_PREFIX, TAXONOMY_PREFIX, ClassifierDef, Example,
                                   TaxonomyRecord, parse_training, record_key)
 from app.schemas.vectors import encode_vector
-from app.state import Classifier, ModelState
+from app.classify.state import Classifier, ModelState
 
 Current = Callable[[str], bytes | None]
+TRAINING = "training"
 
 
-def validate(key: bytes | None, value: bytes | None, state: ModelState, current: Current) -> tuple[str, bytes | None]:
+class BatchView:
+    """What validation compares with: the table as written so far, this batch's writes on top."""
+
+    def __init__(self, state: ModelState, read: Callable[[bytes], bytes | None] | None = None):
+        self.state, self.read = state, read
+        self.pending: dict[str, bytes | None] = {}
+        self.dims: dict[str, int] = {}  # class -> dimension of examples accepted in this batch
+
+    def current(self, key: str) -> bytes | None:
+        if key in self.pending:
+            return self.pending[key]
+        value = self.read(key.encode()) if self.read is not None else None
+        return value if value is not None else self.state.taxonomy_doc(key)
+
+    def class_dim(self, class_name: str) -> int | None:
+        dim = self.state.indexes.dim(class_name)
+        return dim if dim is not None else self.dims.get(class_name)
+
+
+def training_step(state: ModelState, records: Sequence[Record],
+                  read: Callable[[bytes], bytes | None] | None = None) -> list[Outcome]:
+    """Validate a batch in order: one ``Outcome`` per record, its table write or its rejection."""
+    view = BatchView(state, read)
+    outcomes = []
+    for rec in records:
+        try:
+            key, value = validate(rec.key, rec.value, state, view.current, view)
+        except Rejected as r:
+            outcomes.append(Outcome.reject(r))
+            continue
+        except Exception as e:  # noqa: BLE001 - errors are data
+            outcomes.append(Outcome.reject(internal_error(e)))
+            continue
+        view.pending[key] = value
+        outcomes.append(Outcome(writes=[TableWrite(TRAINING, key.encode(), value)]))
+    return outcomes
+
+
+def validate(key: bytes | None, value: bytes | None, state: ModelState, current: Current,
+             view: BatchView | None = None) -> tuple[str, bytes | None]:
     """``(table key, canonical value)``; ``None`` value means delete. Raises ``Rejected``."""
     if value is None:
         if not key:
@@ -36,9 +80,9 @@ def validate(key: bytes | None, value: bytes | None, state: ModelState, current:
     except ValidationError as e:
         raise _schema_rejection(e) from None
     if isinstance(rec, Example):
-        return rec.id, _example(rec, state)
+        return rec.id, _example(rec, state, view or BatchView(state))
     if isinstance(rec, ClassifierDef):
-        return record_key(rec), _classifier(rec)
+        return record_key(rec), _classifier(rec, state)
     return record_key(rec), _taxonomy(rec, state, current)
 
 
@@ -58,35 +102,46 @@ def _delete_key(data: dict) -> str:
     return {"example": "", "classifier": CLASSIFIER_PREFIX, "taxonomy": TAXONOMY_PREFIX}[kind] + ident
 
 
-def _example(rec: Example, state: ModelState) -> bytes:
+def _example(rec: Example, state: ModelState, view: BatchView) -> bytes:
     for prop, label in rec.labels.items():  # the index refuses empty names and labels: so do we
         if not prop or not label:
             raise Rejected("schema_violation", f"labels: {prop!r}: {label!r}: property names and labels must be "
                            "non-empty strings", f"labels.{prop}" if prop else "labels")
-    vector = rec.vector
+    vector, space = rec.vector, None
     if vector is None:
-        vector = _vectorize(state, rec.text)
+        space = example_vectorizer(state, rec.class_)
+        vector = _vectorize(state, rec.text, space)
     if vector.size > state.settings.max_vector_dim:
         raise Rejected("vector_too_large", f"vector has {vector.size} dimensions, the limit is {state.settings.max_vector_dim}", "vector")
-    dim = state.indexes.dim(rec.class_)
+    dim = view.class_dim(rec.class_)
     if dim is not None and dim != vector.size:
         raise Rejected("vector_dimension_mismatch",
                        f"class {rec.class_} has dimension {dim}, the example's vector has {vector.size}", "vector")
-    doc = rec.model_dump(mode="json", by_alias=True, exclude={"vector", "text", "op"})
+    view.dims.setdefault(rec.class_, vector.size)
+    doc = rec.model_dump(mode="json", by_alias=True, exclude={"vector", "text", "op", "vectorizer"})
     doc["vector"] = encode_vector(vector)
+    if space is not None:
+        doc["vectorizer"] = space
     return orjson.dumps(doc)
 
 
-def _vectorize(state: ModelState, text: str | None):
+def example_vectorizer(state: ModelState, class_name: str) -> str:
+    """The vectorizer for a text example of ``class_name``: its kNN classifiers' (else the default)."""
+    knn = [c for c in state.snapshot().classifiers_by_class.get(class_name, ()) if c.spec.type == "knn"]
+    names = {c.spec.vectorizer or state.settings.vectorizer for c in knn}
+    return names.pop() if len(names) == 1 else state.settings.vectorizer
+
+
+def _vectorize(state: ModelState, text: str | None, name: str):
     from app.core.vectorizers import VectorizerError
 
     try:
-        return state.vectorizer().encode([text or ""])[0]
+        return state.vectorizer(name).encode([text or ""])[0]
     except VectorizerError as e:
-        raise Rejected("vectorizer_error", str(e), "text") from None
+        raise Rejected(getattr(e, "reason", "vectorizer_error"), str(e), "text") from None
 
 
-def _classifier(rec: ClassifierDef) -> bytes:
+def _classifier(rec: ClassifierDef, state: ModelState) -> bytes:
     for name, where in rec.filters:  # compiled one by one so the path names the filter
         try:
             compile_where(where)
@@ -94,7 +149,22 @@ def _classifier(rec: ClassifierDef) -> bytes:
             at = e.path if e.path.startswith("[") or not e.path else f".{e.path}"
             raise Rejected("invalid_filter", f"{name}: {e}", f"filters.{name}{at}") from None
     Classifier.compile(rec)
+    if rec.type == "knn":
+        _check_space(rec, state)
     return orjson.dumps(rec.model_dump(mode="json", by_alias=True, exclude={"op"}))
+
+
+def _check_space(rec: ClassifierDef, state: ModelState) -> None:
+    """One vector space per class: every kNN classifier of a class embeds text with one vectorizer,
+    the one its text examples were embedded with."""
+    name = rec.vectorizer or state.settings.vectorizer
+    others = {c.spec.vectorizer or state.settings.vectorizer
+              for c in state.snapshot().classifiers_by_class.get(rec.class_, ())
+              if c.spec.type == "knn" and c.name != rec.name}
+    used = (others | state.example_vectorizers(rec.class_)) - {name}
+    if used:
+        raise Rejected("invalid_classifier", f"class {rec.class_!r} already embeds text with {sorted(used)}; "
+                       f"a kNN classifier with vectorizer {name!r} would compare across vector spaces", "vectorizer")
 
 
 def _taxonomy(rec: TaxonomyRecord, state: ModelState, current: Current) -> bytes:

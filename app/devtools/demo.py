@@ -8,9 +8,9 @@ import time
 import uuid
 from pathlib import Path
 
-from app import localkafka, samples
-from app.clients import produce, records
-from app.process import WorkerProcess
+from app.devtools import localkafka, samples
+from app.devtools.clients import produce, records
+from app.devtools.process import WorkerProcess
 
 
 def run_demo(n_objects: int = 12, timeout: float = 90.0, broker: str | None = None) -> int:

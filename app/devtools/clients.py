@@ -10,7 +10,7 @@ from typing import Any, AsyncIterator, Iterable
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from app.admin import bootstrap
+from app.service.admin import bootstrap
 from app.settings import Settings, get_settings
 
 

@@ -21,7 +21,7 @@ The fixes keep at-least-once (a duplicate is reprocessed, never a record skipped
 2. after recovery completes and the queues have been cleared, seek to the committed
    offsets once more, so whatever the clear threw away is fetched again.
 
-``apply()`` is idempotent and is called by ``app.main`` before the app is created;
+``apply()`` is idempotent and is called by ``app.service.faust_app.make_app`` before the app is created;
 ``LABELSTREAM_FAUSTFIX=0`` turns it off (the takeover test then loses records again).
 """
 

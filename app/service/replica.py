@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable
+from typing import Any, Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -60,9 +60,8 @@ class ChangelogReplica:
                 self.caught_up.set()
             while True:
                 batches = await consumer.getmany(timeout_ms=200, max_records=5000)
-                for tp, records in batches.items():
-                    for rec in records:
-                        self._apply(rec.key, rec.value)
+                if batches:  # compiling a taxonomy or embedding prompts takes a while: not on the event loop
+                    await asyncio.to_thread(self._apply_all, [r for records in batches.values() for r in records])
                 if pending:
                     for tp in list(pending):
                         if await consumer.position(tp) >= end[tp]:
@@ -72,6 +71,10 @@ class ChangelogReplica:
                         self.caught_up.set()
         finally:
             await consumer.stop()
+
+    def _apply_all(self, records: list[Any]) -> None:
+        for rec in records:
+            self._apply(rec.key, rec.value)
 
     def _apply(self, key: bytes | None, value: bytes | None) -> None:
         if key is None:

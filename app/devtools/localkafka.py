@@ -6,7 +6,7 @@ No Docker: Maven fetches ``org.apache.kafka:kafka_2.13`` and a log4j binding int
 
 Stdlib only, so ``scripts/kafka`` works before the virtualenv exists.
 
-    python -m app.localkafka start|stop|status|wait|logs|reset|env|fetch
+    python -m app.devtools.localkafka start|stop|status|wait|logs|reset|env|fetch
 
 Environment (all optional):
 
@@ -52,7 +52,7 @@ class Broker:
 
     @classmethod
     def from_env(cls) -> "Broker":
-        root = Path(__file__).resolve().parent.parent
+        root = Path(__file__).resolve().parents[2]
         home = Path(os.environ.get("LABELSTREAM_KAFKA_HOME", root / "var" / "kafka")).resolve()
         port = int(os.environ.get("LABELSTREAM_KAFKA_PORT", "9092"))
         cport = int(os.environ.get("LABELSTREAM_KAFKA_CONTROLLER_PORT", str(port + 1)))

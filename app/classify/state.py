@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,9 @@ class ModelState:
         self._snapshot = Snapshot({}, {})
         self._vectorizers: dict[str, Any] = {}
         self._taxonomy_docs: dict[str, bytes] = {}
+        # which vectorizer embedded each text example, per class: text is only ever compared in one space
+        self._example_space: dict[str, tuple[str, str]] = {}  # example id -> (class, vectorizer)
+        self._spaces: dict[str, Counter[str]] = {}  # class -> vectorizer -> text examples
 
     # -- readers -----------------------------------------------------------------
     def snapshot(self) -> Snapshot:
@@ -113,6 +117,10 @@ class ModelState:
         if name not in self._vectorizers:
             self._vectorizers[name] = get_vectorizer(name, dim=self.settings.vector_dim)
         return self._vectorizers[name]
+
+    def example_vectorizers(self, class_name: str) -> set[str]:
+        """The vectorizers that embedded the text examples of ``class_name`` (empty: vectors only)."""
+        return {v for v, n in self._spaces.get(class_name, Counter()).items() if n > 0}
 
     def taxonomy_doc(self, key: str) -> bytes | None:
         """The stored record of ``taxonomy:<name>`` (to refuse version regressions)."""
@@ -138,10 +146,15 @@ class ModelState:
             self._taxonomies = {k: v for k, v in self._taxonomies.items() if k != key[len(TAXONOMY_PREFIX):]}
         else:
             self.indexes.delete(key)
+            self._forget_space(key)
 
     def _upsert(self, rec: Example | ClassifierDef | TaxonomyRecord) -> None:
         if isinstance(rec, Example):
             self.indexes.upsert(IndexExample(rec.id, rec.class_, rec.vector, rec.properties, rec.labels))
+            self._forget_space(rec.id)
+            if rec.vectorizer is not None:
+                self._example_space[rec.id] = (rec.class_, rec.vectorizer)
+                self._spaces.setdefault(rec.class_, Counter())[rec.vectorizer] += 1
         elif isinstance(rec, ClassifierDef):
             self._classifiers = {**self._classifiers, rec.name: Classifier.compile(rec)}
         else:
@@ -149,6 +162,11 @@ class ModelState:
 
             compiled = compile_taxonomy(rec, self.vectorizer(rec.vectorizer), max_prompts=self.settings.max_prompts)
             self._taxonomies = {**self._taxonomies, rec.name: compiled}
+
+    def _forget_space(self, example_id: str) -> None:
+        old = self._example_space.pop(example_id, None)
+        if old is not None:
+            self._spaces[old[0]][old[1]] -= 1
 
     def _publish(self) -> None:
         by_class: dict[str, list[Classifier]] = {}

@@ -14,13 +14,12 @@ machine-readable reason, a detail and, for schema errors, the field path.
 
 from __future__ import annotations
 
-import base64
 from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from app.schemas.deadletter import REASONS, DeadLetter, Source
+from app.schemas.deadletter import REASONS
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -74,26 +73,10 @@ def dumps(obj: Any) -> bytes:
     return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-def source_of(message: Any) -> Source:
-    """Where a Faust message came from (``event.message``)."""
-    ts = getattr(message, "timestamp", None)
-    return Source(topic=message.topic, partition=message.partition, offset=message.offset,
-                  timestamp=int(ts * 1000) if ts else None)
+def internal_error(e: BaseException) -> Rejected:
+    """An unexpected exception while classifying one item: that item's dead letter, nobody else's.
 
-
-def dead_letter(message: Any, rejected: Rejected) -> DeadLetter:
-    key: bytes | None = message.key
-    try:
-        key_text = key.decode() if key is not None else None
-    except UnicodeDecodeError:
-        key_text = None
-    value: bytes | None = message.value
-    return DeadLetter(
-        reason=rejected.reason,
-        detail=rejected.detail,
-        path=rejected.path,
-        source=source_of(message),
-        key=key_text,
-        key_b64=base64.b64encode(key).decode() if key is not None else None,
-        value_b64=base64.b64encode(value).decode() if value is not None else None,
-    )
+    >>> internal_error(ValueError("all input arrays must have the same shape")).detail
+    'ValueError: all input arrays must have the same shape'
+    """
+    return Rejected("internal_error", f"{type(e).__name__}: {e}"[:2000])

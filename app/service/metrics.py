@@ -1,26 +1,24 @@
 """Prometheus metrics of a worker, served at ``GET /metrics`` on the worker's web port.
 
 Counts what every input became (results per method, dead letters per reason, policy hits
-per action) and how long classification batches take, so an operator sees at a glance
-whether bad input is rising or a classifier slows down.
+per action), how long classification batches take, and agent restarts (each one is a bug:
+a batch that escaped per-item isolation), so an operator sees at a glance whether bad input
+is rising, a classifier slows down or something crashed.
 """
 
 from __future__ import annotations
 
-from faust.web import Request, Response, View
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
-
-from app.main import app
+from prometheus_client import Counter, Histogram
 
 INPUTS = Counter("labelstream_inputs_total", "records consumed from input topics", ["topic"])
 RESULTS = Counter("labelstream_results_total", "results published", ["method"])
 DEAD_LETTERS = Counter("labelstream_dead_letters_total", "dead letters published", ["reason"])
 HITS = Counter("labelstream_moderation_hits_total", "moderation policy hits published", ["action"])
+AGENT_RESTARTS = Counter("labelstream_agent_restarts_total", "agent crashes (Faust restarts the agent)", ["agent"])
 BATCH_SECONDS = Histogram("labelstream_batch_seconds", "time to classify one batch", ["agent"],
                           buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5))
 
 
-@app.page("/metrics")
-class Metrics(View):
-    async def get(self, request: Request) -> Response:
-        return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+def agent_restarts() -> int:
+    """Agent crashes since the worker started (0 unless something is broken)."""
+    return int(sum(s.value for m in AGENT_RESTARTS.collect() for s in m.samples if s.name.endswith("_total")))

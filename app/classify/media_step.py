@@ -1,0 +1,62 @@
+"""The media pipeline's pure step: one media record in, one ``Outcome`` out.
+
+Decode, assemble chunks (``app.classify.assembly``), pick classifiers and cache keys
+(``app.classify.media.prepare``), read the cache, classify: all in a worker thread, reading
+the tables through plain functions and returning the writes (stored chunk, done marker, chunk
+deletions, cache entries) as data.
+
+**One output per input.** A whole media event yields its results, one per applicable media
+classifier, or one dead letter. A chunked video is one media item sent as several records,
+and its output is per item: the chunk that completes the item yields the results (or the
+dead letter), while a chunk that is stored and waits yields only its table write (its
+durable output). A chunk that is bad on its own (schema, ``too_many_segments``,
+``media_key_mismatch``) is dead-lettered by itself and its item waits for a good copy; a chunk
+that makes the item impossible (``chunks_inconsistent``, ``media_too_large``) dead-letters and
+discards it. Once a complete item has its output, its chunks are dropped behind a done marker,
+so a redelivered chunk of an item already classified yields nothing.
+"""
+
+from __future__ import annotations
+
+from app.classify import media as engine
+from app.classify.assembly import Read, add_chunk
+from app.classify.codec import Rejected, decode, internal_error
+from app.classify.outcome import Outcome, Record, TableWrite
+from app.classify.state import ModelState
+from app.schemas.media import MediaEvent
+
+CACHE = "media-cache"
+ASSEMBLY_FACTOR = 32  # an assembled item may hold this many max-size records (vectors are decoded at once)
+
+
+def media_step(state: ModelState, record: Record, read_assembly: Read, read_cache: Read, *,
+               partitions: int) -> Outcome:
+    settings = state.settings
+    complete = None
+    try:
+        ev = decode(record.value, MediaEvent, settings.max_payload_bytes)
+        if len(ev.segments) > settings.max_segments:
+            raise Rejected("too_many_segments", f"{len(ev.segments)} segments, the limit is {settings.max_segments}",
+                           "segments")
+        if ev.chunk is None:
+            item = engine.whole(ev, record.source)
+        else:
+            step = add_chunk(ev, record.key, record.source, read_assembly, partitions=partitions,
+                             max_bytes=ASSEMBLY_FACTOR * settings.max_payload_bytes)
+            if step.rejected is not None:
+                return Outcome.reject(step.rejected, step.writes)
+            if step.complete is None:
+                return Outcome(writes=step.writes)
+            complete = step.complete
+            item = engine.assemble(complete.values, record.source)
+        job = engine.prepare(state, item)
+        computed = engine.classify(job, {k: read_cache(k) for k in job.cache_keys})
+        out = Outcome(results=computed.results,
+                      writes=[TableWrite(CACHE, k, v) for k, v in computed.cache_writes.items()])
+    except Rejected as r:
+        out = Outcome.reject(r)
+    except Exception as e:  # noqa: BLE001 - errors are data: a bad record must never stop the agent
+        out = Outcome.reject(internal_error(e))
+    if complete is not None:  # after the output: a crash before this re-assembles on redelivery
+        out.writes.extend(complete.close())
+    return out

@@ -1,0 +1,77 @@
+"""The typed seam between the pure step and the sink: what one input record became.
+
+Every pipeline (objects, media, training; jobs and REST requests later) has one shape:
+decode -> a pure step (in the classify pool) -> one sink. The step never touches Kafka or
+a table: it returns, per input :class:`Record`, one :class:`Outcome` holding the outputs and
+the table writes *as data*; the sink (``app/service/sink.py``) is the only place that sends
+and writes.
+
+    >>> from app.schemas.deadletter import Source
+    >>> rec = Record(b"k", b"{}", Source(topic="t", partition=0, offset=7))
+    >>> Outcome.reject(Rejected("invalid_json", "nope")).rejected.reason
+    'invalid_json'
+    >>> Outcome().writes
+    []
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.classify.codec import Rejected
+from app.schemas.deadletter import Source
+from app.schemas.results import ModerationHit, Result
+
+__all__ = ["Record", "TableWrite", "Outcome", "Rejected"]
+
+
+@dataclass(frozen=True)
+class Record:
+    """One consumed input, transport-free: what the step and the dead letter need of a Kafka message."""
+
+    key: bytes | None
+    value: bytes | None
+    source: Source
+
+    @classmethod
+    def of(cls, message: Any) -> "Record":
+        """From a Faust/aiokafka message (``event.message``)."""
+        ts = getattr(message, "timestamp", None)
+        return cls(message.key, message.value,
+                   Source(topic=message.topic, partition=message.partition, offset=message.offset,
+                          timestamp=int(ts * 1000) if ts else None))
+
+
+@dataclass(frozen=True)
+class TableWrite:
+    """Set ``table[key] = value``, or delete ``key`` when ``value`` is None."""
+
+    table: str
+    key: bytes
+    value: bytes | None
+
+
+@dataclass
+class Outcome:
+    """Results and moderation hits, or one rejection (a dead letter); plus table writes, applied in order.
+
+    A rejection wins: the sink sends the dead letter and none of the results, so every input
+    leaves as results or as exactly one dead letter. Table writes are applied either way (a
+    discarded media assembly is cleaned up even though the item is dead-lettered).
+    """
+
+    results: list[Result] = field(default_factory=list)
+    hits: list[ModerationHit] = field(default_factory=list)
+    rejected: Rejected | None = None
+    writes: list[TableWrite] = field(default_factory=list)
+
+    @classmethod
+    def reject(cls, r: Rejected, writes: list[TableWrite] | None = None) -> "Outcome":
+        return cls(rejected=r, writes=writes or [])
+
+    def fail(self, r: Rejected) -> None:
+        """Turn this outcome into a rejection: partial results are dropped, writes are kept."""
+        self.rejected = r
+        self.results.clear()
+        self.hits.clear()

@@ -1,0 +1,31 @@
+"""Media topic in: each record decoded, assembled and classified in the pool, then emitted.
+
+Records go one at a time (a media record can be large, and a chunk's step must see the
+table writes of the chunk before it); ``app/classify/media_step.py`` says what each yields.
+"""
+
+from __future__ import annotations
+
+from app.classify.media_step import media_step
+from app.classify.outcome import Record
+from app.service.metrics import BATCH_SECONDS, INPUTS
+from app.service.runtime import Runtime
+from app.service.tables import MEDIA_ASSEMBLY, MEDIA_CACHE
+from app.topics import CATALOG
+
+
+def register(rt: Runtime) -> None:
+    partitions = rt.settings.topic_partitions or CATALOG["media"].partitions
+    read_assembly, read_cache = rt.tables.reader(MEDIA_ASSEMBLY), rt.tables.reader(MEDIA_CACHE)
+
+    @rt.agent("media", "media")
+    async def media(stream):  # type: ignore[no-untyped-def]
+        await rt.replica.caught_up.wait()  # never classify with a half-loaded model
+        async for batch in stream.take_events(rt.settings.batch_size, rt.settings.batch_within):
+            INPUTS.labels("media").inc(len(batch))
+            with BATCH_SECONDS.labels("media").time():
+                for event in batch:
+                    record = Record.of(event.message)
+                    out = await rt.run(media_step, rt.state, record, read_assembly, read_cache,
+                                       partitions=partitions)
+                    await rt.sink.one(record, out)

@@ -1,0 +1,58 @@
+"""The Faust app and the catalog's topics: the one place that knows the Kafka configuration."""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+
+from app.service import faustfix
+from app.settings import Settings
+from app.topics import CATALOG
+
+#: Largest message the producer sends and the consumer fetches (the results and media topics allow it).
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+
+def make_app(settings: Settings) -> faust.App:
+    faustfix.apply()  # faust-streaming 0.15.3 loses records when a worker takes over partitions
+    app = faust.App(
+        settings.app_id,
+        broker=settings.broker,
+        store=settings.store,
+        datadir=str(settings.data_dir),
+        processing_guarantee=settings.processing_guarantee,
+        topic_partitions=settings.topic_partitions or CATALOG["objects"].partitions,
+        topic_replication_factor=1,
+        web_enabled=settings.web_enabled,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        web_tables_enabled=False,  # Faust's /table/ endpoints would dump every table to anyone
+        web_graph_enabled=False,
+        producer_max_request_size=MAX_MESSAGE_BYTES,
+        consumer_max_fetch_size=MAX_MESSAGE_BYTES,
+        producer_acks=-1,
+        broker_commit_interval=1.0,
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=settings.heartbeat_interval,
+        table_standby_replicas=0,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    app.on_after_configured.connect(_quiet)
+    return app
+
+
+def _quiet(app: faust.App, **kwargs: object) -> None:  # pragma: no cover - logging only
+    logging.getLogger("faust.transport.drivers.aiokafka").setLevel(logging.WARNING)
+
+
+def make_topics(app: faust.App, settings: Settings) -> dict[str, faust.TopicT]:
+    """Every catalog topic; ``internal=True`` lets Faust create it with the catalog's settings."""
+    topics = {}
+    for name, spec in CATALOG.items():
+        config = {"cleanup.policy": spec.cleanup_policy, **spec.config}
+        topics[name] = app.topic(settings.topic(name), partitions=settings.topic_partitions or spec.partitions,
+                                 key_serializer="raw", value_serializer="raw", internal=True, config=config)
+    return topics

@@ -1,0 +1,70 @@
+"""Everything a worker is made of, built once: the Faust app, topics, tables, model state,
+training replica, sink and classify pool. Agents and web views receive it explicitly
+(``app/service/worker.py`` wires them); nothing here imports its importer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import faust
+
+from app.classify.outcome import Outcome, Record
+from app.classify.state import ModelState
+from app.service.metrics import AGENT_RESTARTS
+from app.service.replica import ChangelogReplica
+from app.service.sink import Sink
+from app.service.tables import Tables
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+MIN_SHARE = 64  # below this a thread hop costs more than it saves
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    app: faust.App
+    topics: dict[str, faust.TopicT]
+    tables: Tables
+    state: ModelState
+    replica: ChangelogReplica
+    sink: Sink
+    pool: ThreadPoolExecutor  # numpy and Annoy release the GIL: classification runs here, off the event loop
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)`` in the classify pool."""
+        return await asyncio.get_running_loop().run_in_executor(self.pool, functools.partial(fn, *args, **kwargs))
+
+    async def run_split(self, step: Callable[[ModelState, Sequence[Record]], list[Outcome]],
+                        records: Sequence[Record]) -> list[Outcome]:
+        """A batch step over the pool, split into shares so every core works; outcomes in input order."""
+        n = min(self.settings.classify_threads, len(records) // MIN_SHARE) or 1
+        size = -(-len(records) // n) if records else 1
+        shares = [records[i:i + size] for i in range(0, len(records), size)]
+        done = await asyncio.gather(*(self.run(step, self.state, s) for s in shares))
+        return [o for share in done for o in share]
+
+    def agent(self, topic: str, name: str) -> Callable[[Callable[..., Any]], Any]:
+        """``@rt.agent("objects", "objects")``: a Faust agent on a catalog topic whose crashes are counted."""
+        def register(fn: Callable[..., Any]) -> Any:
+            agent = self.app.agent(self.topics[topic], name=name)(fn)
+            faust_handler = agent._on_error  # noqa: SLF001 - Faust's own (tells the consumer); keep it
+
+            async def on_error(a: Any, exc: BaseException) -> None:
+                # Faust restarts a crashed agent; a crash is a bug: a batch that escaped per-item isolation.
+                AGENT_RESTARTS.labels(name).inc()
+                log.error("agent %s crashed: %r", name, exc)
+                if faust_handler is not None:
+                    await faust_handler(a, exc)
+
+            agent._on_error = on_error  # noqa: SLF001
+            return agent
+        return register

@@ -1,0 +1,82 @@
+"""Faust tables: all state lives in Kafka changelog topics.
+
+Values are canonical JSON bytes (orjson) so the changelogs are readable by any Kafka
+client, and so the training replica (``app/service/replica.py``) can tail the training
+changelog without Faust's codecs. ``use_partitioner`` because agents write from
+``take_events`` batches that span partitions: the key's hash, not the current event, picks
+the partition. Keys are raw bytes, the same bytes producers key their records with, so the
+default (murmur2) partitioner puts a table key in the partition number of its source record,
+which is the partition this worker owns.
+
+Only the sink writes (``apply``, from :class:`~app.classify.outcome.TableWrite`); pure steps
+read through :meth:`Tables.reader` (a plain ``key -> bytes | None`` function).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import faust
+
+from app.classify.outcome import TableWrite
+from app.settings import Settings
+from app.topics import BIG, CATALOG
+
+Reader = Callable[[bytes], bytes | None]
+
+TRAINING = "training"
+STORED_OBJECTS = "stored-objects"
+MEDIA_ASSEMBLY = "media-assembly"
+MEDIA_CACHE = "media-cache"
+
+
+class Tables:
+    """Every table of a worker, by name."""
+
+    def __init__(self, app: faust.App, settings: Settings):
+        def table(name: str, source: str, help: str, **extra: str) -> faust.Table:
+            return app.Table(
+                name,
+                partitions=settings.topic_partitions or CATALOG[source].partitions,
+                key_type=bytes,  # bytes -> the raw codec, both ways
+                value_type=bytes,
+                use_partitioner=True,
+                help=help,
+                extra_topic_configs=dict(extra),
+            )
+
+        # b'<example id>' | b'classifier:<name>' | b'taxonomy:<name>' -> validated record (JSON)
+        self.training = table(TRAINING, "training", "validated training records: examples, classifiers, taxonomies")
+        # b'<object id>' -> {"object": {...}, "results": {classifier: {labels, confidence}}}
+        self.stored_objects = table(STORED_OBJECTS, "objects", "latest version of each object and its classification")
+        # see app/classify/assembly.py for the keys
+        self.media_assembly = table(MEDIA_ASSEMBLY, "media", "chunks of media items being assembled, and done markers",
+                                    **{"max.message.bytes": BIG})
+        self.media_cache = table(MEDIA_CACHE, "media", "media results by content, taxonomy version and classifier "
+                                 "settings", **{"max.message.bytes": BIG})
+        self.by_name: dict[str, faust.Table] = {t.name: t for t in (self.training, self.stored_objects,
+                                                                     self.media_assembly, self.media_cache)}
+
+    def apply(self, w: TableWrite) -> None:
+        """One write of a step's outcome (only from the agent's stream iteration)."""
+        t = self.by_name[w.table]
+        if w.value is not None:
+            t[w.key] = w.value
+        elif w.key in t:
+            del t[w.key]
+
+    def reader(self, name: str) -> Reader:
+        """``key -> value | None`` over a table's store, for pure steps (no Faust sensors, no writes)."""
+        table = self.by_name[name]
+
+        def get(key: bytes) -> bytes | None:
+            return table.data.get(key)  # the store is made when the table starts: look it up per read
+
+        return get
+
+    def sizes(self) -> dict[str, int]:
+        """Keys this worker holds per table (its partitions): shows what changelog recovery restored."""
+        return {name: len(t) for name, t in self.by_name.items()}
+
+    def changelog(self, name: str) -> str:
+        return self.by_name[name].changelog_topic.get_topic_name()

@@ -1,0 +1,55 @@
+"""The worker's HTTP endpoints (Faust web, aiohttp): health and Prometheus metrics.
+
+- ``GET /health/live``: the process and its event loop answer.
+- ``GET /health/ready``: 200 only when the consumer has its partitions, table recovery is
+  complete and the training replica has caught up; 503 with the reasons otherwise.
+- ``GET /metrics``: Prometheus text format (``app/service/metrics.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from app.service.metrics import agent_restarts
+from app.service.runtime import Runtime
+
+
+def readiness(rt: Runtime) -> dict[str, Any]:
+    app, snap = rt.app, rt.state.snapshot()
+    checks = {
+        "consumer_assigned": bool(app.consumer.assignment()) if app.consumer else False,
+        "not_rebalancing": not app.rebalancing,
+        "tables_recovered": app.tables.recovery.completed.is_set() and not app.in_recovery,
+        "training_replica_caught_up": rt.replica.caught_up.is_set(),
+    }
+    return {
+        "ready": all(checks.values()),
+        "checks": checks,
+        "training_records_applied": rt.replica.applied,
+        "classifiers": sum(len(v) for v in snap.classifiers_by_class.values()),
+        "taxonomies": sorted(snap.taxonomies),
+        # keys this worker holds per table (its partitions): shows what changelog recovery restored
+        "tables": rt.tables.sizes(),
+        "agent_restarts": agent_restarts(),  # each one is a bug: a batch that escaped per-item isolation
+    }
+
+
+def register(rt: Runtime) -> None:
+    @rt.app.page("/health/live")
+    class Live(View):
+        async def get(self, request: Request) -> Response:
+            return self.json({"live": True})
+
+    @rt.app.page("/health/ready")
+    class Ready(View):
+        async def get(self, request: Request) -> Response:
+            body = readiness(rt)
+            return self.json(body, status=200 if body["ready"] else 503)
+
+    @rt.app.page("/metrics")
+    class Metrics(View):
+        async def get(self, request: Request) -> Response:
+            return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])

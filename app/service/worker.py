@@ -1,0 +1,48 @@
+"""The worker: one runtime built once, agents and views registered explicitly.
+
+Run it with ``labelstream worker`` (or ``faust -A app.service.worker worker -l info``).
+Where an event enters: ``app/service/agents/``; where it is classified: ``app/classify/``
+calling the pure ``app/core/`` and ``app/index/``; where it leaves: ``app/service/sink.py``
+(``results``, ``moderation`` and ``deadletter`` topics, table writes).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from app.classify.state import ModelState
+from app.service import web
+from app.service.admin import bootstrap
+from app.service.agents import media, objects, training
+from app.service.faust_app import MAX_MESSAGE_BYTES, make_app, make_topics
+from app.service.replica import ChangelogReplica
+from app.service.runtime import Runtime
+from app.service.sink import Sink
+from app.service.tables import TRAINING, Tables
+from app.settings import Settings, get_settings
+
+
+def build(settings: Settings) -> Runtime:
+    app = make_app(settings)
+    topics = make_topics(app, settings)
+    tables = Tables(app, settings)
+    state = ModelState(settings)
+    replica = ChangelogReplica(bootstrap(settings.broker), tables.changelog(TRAINING), state.apply)
+    rt = Runtime(settings, app, topics, tables, state, replica, Sink(topics, tables, MAX_MESSAGE_BYTES),
+                 ThreadPoolExecutor(settings.classify_threads, thread_name_prefix="classify"))
+    for agent in (objects, training, media):
+        agent.register(rt)
+    web.register(rt)
+
+    @app.task
+    async def training_replica() -> None:
+        try:
+            await replica.run()
+        finally:  # the worker stops: join index build threads
+            state.close()
+
+    return rt
+
+
+runtime = build(get_settings())
+app = runtime.app
