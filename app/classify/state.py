@@ -9,9 +9,10 @@ deletes live (exact overlay); each result names the index version it used.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,45 @@ class KnnIndexes:
             m.close()
 
 
+def fingerprint(value: bytes) -> str:
+    """The content fingerprint of a training-table value (its canonical bytes).
+
+    >>> fingerprint(b'{"a":1}') == fingerprint(b'{"a":1}') != fingerprint(b'{"a":2}')
+    True
+    """
+    return hashlib.sha256(value).hexdigest()
+
+
+class CompileCache:
+    """Compiled classifiers and taxonomies by content fingerprint, so a record is parsed and compiled
+    once per worker: validation compiles the value it writes to the table, and the replica, reading
+    the same bytes back from the changelog, takes the compiled form instead of compiling again.
+    Bounded (least recently used out), shared by the validating and the replica threads.
+
+    >>> cache = CompileCache(size=1)
+    >>> cache.put("a", 1); cache.put("b", 2)
+    >>> cache.take("a"), cache.take("b"), cache.take("b")
+    (None, 2, None)
+    """
+
+    def __init__(self, size: int = 256):
+        self.size = size
+        self._items: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, fp: str, compiled: Any) -> None:
+        with self._lock:
+            self._items[fp] = compiled
+            self._items.move_to_end(fp)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def take(self, fp: str) -> Any:
+        """The compiled form, removed from the cache (the model state holds it from now on)."""
+        with self._lock:
+            return self._items.pop(fp, None)
+
+
 @dataclass(frozen=True)
 class Snapshot:
     classifiers_by_class: dict[str, tuple[Classifier, ...]]
@@ -102,6 +142,7 @@ class ModelState:
         self._snapshot = Snapshot({}, {})
         self._vectorizers: dict[str, Any] = {}
         self._taxonomy_docs: dict[str, bytes] = {}
+        self.compiled = CompileCache()
         # which vectorizer embedded each text example, per class: text is only ever compared in one space
         self._example_space: dict[str, tuple[str, str]] = {}  # example id -> (class, vectorizer)
         self._spaces: dict[str, Counter[str]] = {}  # class -> vectorizer -> text examples
@@ -131,12 +172,26 @@ class ModelState:
         with self._lock:
             if value is None:
                 self._delete(key)
-            else:
+            elif not self._adopt(key, value):
                 rec = parse_training(orjson.loads(value))
                 self._upsert(rec)
                 if isinstance(rec, TaxonomyRecord):
                     self._taxonomy_docs[key] = value
             self._publish()
+
+    def _adopt(self, key: str, value: bytes) -> bool:
+        """Take the form validation compiled from these very bytes, if it is still cached."""
+        if not key.startswith((CLASSIFIER_PREFIX, TAXONOMY_PREFIX)):
+            return False
+        compiled = self.compiled.take(fingerprint(value))
+        if isinstance(compiled, Classifier) and key.startswith(CLASSIFIER_PREFIX):
+            self._classifiers = {**self._classifiers, compiled.name: compiled}
+            return True
+        if compiled is not None and key.startswith(TAXONOMY_PREFIX):
+            self._taxonomies = {**self._taxonomies, compiled.name: compiled}
+            self._taxonomy_docs[key] = value
+            return True
+        return False
 
     def _delete(self, key: str) -> None:
         if key.startswith(CLASSIFIER_PREFIX):
