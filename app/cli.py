@@ -36,7 +36,12 @@ def worker(loglevel: str = typer.Option(None, "--loglevel", "-l", help="debug|in
         asyncio.run(ensure_topics(settings))
     except BrokerUnavailable as e:
         fail(str(e))
-    from app.service.worker import app
+    from app.service.faustfix import UnsupportedVersion
+
+    try:
+        from app.service.worker import app
+    except UnsupportedVersion as e:
+        fail(str(e))
 
     sys.argv = ["labelstream", "worker", "-l", loglevel or settings.log_level]
     app.main()
