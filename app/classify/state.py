@@ -205,6 +205,7 @@ class ModelState:
 
     def _upsert(self, rec: Example | ClassifierDef | TaxonomyRecord) -> None:
         if isinstance(rec, Example):
+            assert rec.vector is not None, "stored examples always carry their vector (validation embeds text)"
             self.indexes.upsert(IndexExample(rec.id, rec.class_, rec.vector, rec.properties, rec.labels))
             self._forget_space(rec.id)
             if rec.vectorizer is not None:

@@ -25,6 +25,7 @@ from app.schemas.media import THRESHOLD_KEYS, Option
 from app.schemas.taxonomy import Taxonomy
 from app.schemas.vectors import Vector
 
+_ALL_OPTIONS: tuple[Option, ...] = ("visual", "conversation", "text_in_video")
 CLASSIFIER_PREFIX = "classifier:"
 TAXONOMY_PREFIX = "taxonomy:"
 
@@ -78,7 +79,7 @@ class MediaSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     index_id: str | None = Field(None, description="apply to media of this index; None: every index")
-    options: list[Option] = Field(default_factory=lambda: ["visual", "conversation", "text_in_video"], min_length=1)
+    options: list[Option] = Field(default_factory=lambda: list(_ALL_OPTIONS), min_length=1)
     conversation_option: Literal["semantic", "exact_match"] = "semantic"
     include_clips: bool = False
     show_detailed_score: bool = False
@@ -152,7 +153,8 @@ class TaxonomyRecord(Taxonomy):
 
 
 TrainingRecord = Annotated[Union[Example, ClassifierDef, TaxonomyRecord], Field(discriminator="record")]
-_adapter: TypeAdapter = TypeAdapter(TrainingRecord)
+# mypy cannot take an Annotated union as a type argument; pydantic can
+_adapter: TypeAdapter[Example | ClassifierDef | TaxonomyRecord] = TypeAdapter(TrainingRecord)  # type: ignore[arg-type]
 
 
 def parse_training(data: Any) -> Example | ClassifierDef | TaxonomyRecord:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import faust
+from mode.types.signals import BaseSignalT
 
 from app.service import faustfix
 from app.settings import Settings
@@ -44,7 +46,7 @@ def make_app(settings: Settings) -> faust.App:
     return app
 
 
-def _quiet(app: faust.App, **kwargs: object) -> None:  # pragma: no cover - logging only
+def _quiet(sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:  # pragma: no cover - logging only
     logging.getLogger("faust.transport.drivers.aiokafka").setLevel(logging.WARNING)
 
 

@@ -55,7 +55,7 @@ class Runtime:
     def agent(self, topic: str, name: str) -> Callable[[Callable[..., Any]], Any]:
         """``@rt.agent("objects", "objects")``: a Faust agent on a catalog topic whose crashes are counted."""
         def register(fn: Callable[..., Any]) -> Any:
-            agent = self.app.agent(self.topics[topic], name=name)(fn)
+            agent: Any = self.app.agent(self.topics[topic], name=name)(fn)
             faust_handler = agent._on_error  # noqa: SLF001 - Faust's own (tells the consumer); keep it
 
             async def on_error(a: Any, exc: BaseException) -> None:

@@ -22,7 +22,7 @@ def readiness(rt: Runtime) -> dict[str, Any]:
     checks = {
         "consumer_assigned": bool(app.consumer.assignment()) if app.consumer else False,
         "not_rebalancing": not app.rebalancing,
-        "tables_recovered": app.tables.recovery.completed.is_set() and not app.in_recovery,
+        "tables_recovered": app.tables.recovery.completed.is_set() and not app.in_recovery,  # type: ignore[attr-defined]
         "training_replica_caught_up": rt.replica.caught_up.is_set(),
     }
     return {
