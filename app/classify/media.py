@@ -50,6 +50,7 @@ import orjson
 from app.classify.codec import Rejected, dumps
 from app.core.frames import frame_scores, hive_envelope, hive_media
 from app.core.media import MediaClass, classify_media
+from app.core.taxonomy import CompiledTaxonomy
 from app.core.segments import SegmentArrays, content_hash, merge_chunks
 from app.schemas.deadletter import Source
 from app.schemas.media import MediaEvent
@@ -149,7 +150,7 @@ def assemble(values: list[bytes], source: Source) -> Media:
 @dataclass
 class Run:
     classifier: Classifier
-    taxonomy: Any  # CompiledTaxonomy
+    taxonomy: CompiledTaxonomy
     classes: list[MediaClass]
     key: bytes
 
@@ -220,7 +221,7 @@ def classifiers_for(snap: Snapshot, media: Media) -> list[Classifier]:
     return sorted(chosen, key=lambda c: c.name)
 
 
-def media_classes(c: Classifier, tax: Any) -> list[MediaClass]:
+def media_classes(c: Classifier, tax: CompiledTaxonomy) -> list[MediaClass]:
     """The taxonomy's leaves as Twelve Labs classes (prompt rows of ``P``), Hive heads kept."""
     per_class = media_settings(c).classes
     if unknown := sorted(set(per_class) - set(tax.class_names)):
@@ -239,7 +240,7 @@ def media_classes(c: Classifier, tax: Any) -> list[MediaClass]:
     return out
 
 
-def cache_key(content: str, media: Media, c: Classifier, tax: Any) -> bytes:
+def cache_key(content: str, media: Media, c: Classifier, tax: CompiledTaxonomy) -> bytes:
     settings = media_settings(c).model_dump(mode="json", exclude={"index_id"})
     doc = {"v": 1, "content": content, "duration": media.duration, "image": media.kind == "image",
            "taxonomy": [tax.name, tax.version, tax.fingerprint], "settings": settings}

@@ -15,11 +15,13 @@ import threading
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import orjson
 
 from app.core.filters import Predicate, compile_where
+from app.core.taxonomy import CompiledTaxonomy
+from app.core.vectorizers import Vectorizer, get_vectorizer
 from app.index.live import IndexSettings
 from app.index.manager import Example as IndexExample, IndexManager
 from app.schemas.training import (CLASSIFIER_PREFIX, TAXONOMY_PREFIX, ClassifierDef, Example,
@@ -96,6 +98,9 @@ def fingerprint(value: bytes) -> str:
     return hashlib.sha256(value).hexdigest()
 
 
+Compiled = Union["Classifier", CompiledTaxonomy]
+
+
 class CompileCache:
     """Compiled classifiers and taxonomies by content fingerprint, so a record is parsed and compiled
     once per worker: validation compiles the value it writes to the table, and the replica, reading
@@ -110,17 +115,17 @@ class CompileCache:
 
     def __init__(self, size: int = 256):
         self.size = size
-        self._items: OrderedDict[str, Any] = OrderedDict()
+        self._items: OrderedDict[str, Compiled] = OrderedDict()
         self._lock = threading.Lock()
 
-    def put(self, fp: str, compiled: Any) -> None:
+    def put(self, fp: str, compiled: Compiled) -> None:
         with self._lock:
             self._items[fp] = compiled
             self._items.move_to_end(fp)
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
 
-    def take(self, fp: str) -> Any:
+    def take(self, fp: str) -> Compiled | None:
         """The compiled form, removed from the cache (the model state holds it from now on)."""
         with self._lock:
             return self._items.pop(fp, None)
@@ -129,7 +134,7 @@ class CompileCache:
 @dataclass(frozen=True)
 class Snapshot:
     classifiers_by_class: dict[str, tuple[Classifier, ...]]
-    taxonomies: dict[str, Any]  # name -> CompiledTaxonomy
+    taxonomies: dict[str, CompiledTaxonomy]
 
 
 class ModelState:
@@ -138,9 +143,9 @@ class ModelState:
         self.indexes = KnnIndexes(settings)
         self._lock = threading.Lock()  # serialises writers; readers take snapshots
         self._classifiers: dict[str, Classifier] = {}
-        self._taxonomies: dict[str, Any] = {}
+        self._taxonomies: dict[str, CompiledTaxonomy] = {}
         self._snapshot = Snapshot({}, {})
-        self._vectorizers: dict[str, Any] = {}
+        self._vectorizers: dict[str, Vectorizer] = {}
         self._taxonomy_docs: dict[str, bytes] = {}
         self.compiled = CompileCache()
         # which vectorizer embedded each text example, per class: text is only ever compared in one space
@@ -151,9 +156,7 @@ class ModelState:
     def snapshot(self) -> Snapshot:
         return self._snapshot
 
-    def vectorizer(self, name: str | None = None):
-        from app.core.vectorizers import get_vectorizer
-
+    def vectorizer(self, name: str | None = None) -> Vectorizer:
         name = name or self.settings.vectorizer
         if name not in self._vectorizers:
             self._vectorizers[name] = get_vectorizer(name, dim=self.settings.vector_dim)
@@ -187,7 +190,7 @@ class ModelState:
         if isinstance(compiled, Classifier) and key.startswith(CLASSIFIER_PREFIX):
             self._classifiers = {**self._classifiers, compiled.name: compiled}
             return True
-        if compiled is not None and key.startswith(TAXONOMY_PREFIX):
+        if isinstance(compiled, CompiledTaxonomy) and key.startswith(TAXONOMY_PREFIX):
             self._taxonomies = {**self._taxonomies, compiled.name: compiled}
             self._taxonomy_docs[key] = value
             return True
