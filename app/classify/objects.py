@@ -187,7 +187,7 @@ def _vectorize(state: ModelState, items: list[Item], wanted: dict[str, list[int]
         rows = [i for i in dict.fromkeys(rows) if not outcomes[i].rejected]
         texts = [items[i].event.text or "" for i in rows]
         try:
-            vecs: Sequence[np.ndarray] = state.vectorizer(name).encode(texts)
+            vecs: list[np.ndarray] = list(state.vectorizer(name).encode(texts))
         except Exception:  # noqa: BLE001 - find the text that fails, the others go on
             vecs = []
         if len(vecs) != len(rows):
