@@ -58,8 +58,9 @@ Method = Callable[[ModelState, Snapshot, Classifier, list[Item], np.ndarray],
                   list[tuple[Result | Rejected, list[ModerationHit]]]]
 
 
-def objects_step(state: ModelState, records: Sequence[Record]) -> list[Outcome]:
-    """Decode and classify one batch: one ``Outcome`` per record, in order."""
+def objects_step(state: ModelState, records: Sequence[Record], snap: Snapshot | None = None) -> list[Outcome]:
+    """Decode and classify one batch: one ``Outcome`` per record, in order. ``snap``: the model
+    snapshot to use (a batch split over threads passes the one it took, so the batch sees one)."""
     outcomes = [Outcome() for _ in records]
     items: list[Item] = []
     rows: list[int] = []
@@ -74,15 +75,15 @@ def objects_step(state: ModelState, records: Sequence[Record]) -> list[Outcome]:
             continue
         items.append(Item(obj, rec.source))
         rows.append(i)
-    for i, item, out in zip(rows, items, classify_objects(state, items), strict=True):
+    for i, item, out in zip(rows, items, classify_objects(state, items, snap), strict=True):
         outcomes[i] = out
         if out.rejected is None and state.settings.store_objects:
             out.writes.append(TableWrite(STORED_OBJECTS, item.event.id.encode(), stored(item, out.results)))
     return outcomes
 
 
-def classify_objects(state: ModelState, items: list[Item]) -> list[Outcome]:
-    snap = state.snapshot()
+def classify_objects(state: ModelState, items: list[Item], snap: Snapshot | None = None) -> list[Outcome]:
+    snap = snap or state.snapshot()
     outcomes = [Outcome() for _ in items]
     plan: dict[tuple[str, str, int], list[int]] = {}  # (classifier, space, dim) -> rows
     by_name: dict[str, Classifier] = {}

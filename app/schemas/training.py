@@ -144,6 +144,11 @@ class ClassifierDef(BaseModel):
             )
         if self.type == "zeroshot" and not self.taxonomies:
             raise PydanticCustomError("invalid_classifier", "a zeroshot classifier needs 'taxonomies'")
+        if self.type == "zeroshot" and len(self.taxonomies) not in (1, len(self.classifyProperties)):
+            # classifyProperties[i] is labelled from taxonomies[i], or every property from the only taxonomy
+            raise PydanticCustomError(
+                "invalid_classifier", "a zeroshot classifier needs one taxonomy, or one per classifyProperties entry "
+                "({n} taxonomies for {m} properties)", {"n": len(self.taxonomies), "m": len(self.classifyProperties)})
         return self
 
 
