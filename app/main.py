@@ -24,7 +24,7 @@ app = faust.App(
     datadir=str(settings.data_dir),
     processing_guarantee=settings.processing_guarantee,
     topic_partitions=settings.topic_partitions or CATALOG["objects"].partitions,
-    topic_replication_factor=1,
+    topic_replication_factor=settings.replication_factor,  # also table changelogs (faust Topic.declare)
     web_enabled=settings.web_enabled,
     web_host=settings.web_host,
     web_port=settings.web_port,
@@ -46,7 +46,7 @@ app = faust.App(
 def kafka_topic(name: str) -> faust.TopicT:
     """A catalog topic; ``internal=True`` lets Faust create it with the catalog's settings."""
     spec: TopicSpec = CATALOG[name]
-    config = {"cleanup.policy": spec.cleanup_policy, **spec.config}
+    config = {"cleanup.policy": spec.cleanup_policy, **spec.config, **settings.topic_config()}
     return app.topic(
         settings.topic(name),
         partitions=settings.topic_partitions or spec.partitions,
