@@ -57,6 +57,7 @@ class Broker:
     replication: int = 1  # internal topics and the default for new topics
     min_isr: int = 1
     extra: str = ""  # more server.properties lines
+    jvm_opts: str = ""  # more JVM flags
 
     @classmethod
     def from_env(cls) -> "Broker":
@@ -269,7 +270,7 @@ def spawn(b: Broker) -> tuple[subprocess.Popen, int]:
     log_from = b.log_file.stat().st_size if b.log_file.exists() else 0
     stdout = (b.log_dir / "stdout.log").open("ab")
     proc = subprocess.Popen(
-        ["java", f"-Xmx{b.heap}", f"-Xms{b.heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+        ["java", f"-Xmx{b.heap}", f"-Xms{b.heap}", *(b.jvm_opts.split() or ["-XX:+UseG1GC"]), "-Djava.awt.headless=true",
          f"-Dlog4j2.configurationFile={log4j}", f"-Dkafka.logs.dir={b.log_dir}",
          "-cp", str(b.jars / "*"), "kafka.Kafka", str(props)],
         stdout=stdout, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,

@@ -32,12 +32,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 import results  # noqa: E402  (bench/results.py)
-from app import localkafka  # noqa: E402
+from app import localcluster, localkafka  # noqa: E402
 from app.admin import bootstrap  # noqa: E402
-from tests.integration import scenarios  # noqa: E402
+from tests.integration import cluster_scenario, scenarios  # noqa: E402
 
 SECTION = "## Reliability"
-ORDER = ["kill9", "takeover", "broker", "burst"]
+ORDER = ["kill9", "takeover", "broker", "burst", "cluster"]
 HEADER = ["scenario", "events in", "results", "dead letters", "duplicates", "lost", "recovery s"]
 
 
@@ -56,6 +56,9 @@ def table(rows: list[list[str]]) -> str:
 async def run(broker: str, names: list[str], n_kill: int, guarantee: str, root: Path) -> list[dict]:
     out = []
     for name in names:
+        if name == "cluster":
+            out.append(await run_cluster(root / name))
+            continue
         kwargs = {"n": n_kill} if name == "kill9" else {}
         env = {"LABELSTREAM_PROCESSING_GUARANTEE": guarantee}
         if guarantee == "exactly_once":  # refused by app/settings.py unless forced: it fails these scenarios
@@ -71,6 +74,22 @@ async def run(broker: str, names: list[str], n_kill: int, guarantee: str, root: 
             print(f"{name}: {stats}", flush=True)
             out.append(stats)
     return out
+
+
+async def run_cluster(root: Path) -> dict:
+    """Its own 3-node cluster (ports from LABELSTREAM_BENCH_CLUSTER_PORT, 19600..19605), removed afterwards."""
+    c = localcluster.for_tests(int(os.environ.get("LABELSTREAM_BENCH_CLUSTER_PORT", "19600")))
+    await asyncio.to_thread(localcluster.reset, c)
+    try:
+        start_s = await asyncio.to_thread(localcluster.timed_start, c)
+        t0 = time.monotonic()
+        async with cluster_scenario.deployment(c, root) as stack:
+            stats = await cluster_scenario.node_loss(stack, c)
+        stats.update(wall_s=round(time.monotonic() - t0, 1), cluster_start_s=round(start_s, 1))
+        print(f"cluster: {stats}", flush=True)
+        return stats
+    finally:
+        await asyncio.to_thread(localcluster.reset, c)
 
 
 def main() -> int:

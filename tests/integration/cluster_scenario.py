@@ -83,7 +83,9 @@ async def node_loss(stack, cluster: localcluster.Cluster, n: int = 10_000, kill_
                     timeout: float = 120) -> dict:
     """Half the events, SIGKILL the group coordinator's node once ``kill_after`` of all have
     results, then the other half with that node still down. The worker carries on by itself."""
+    t0 = time.monotonic()
     w, _ = await scenarios.trained_worker(stack)
+    worker_ready_s = round(time.monotonic() - t0, 1)
     objs = samples.objects(n, run=f"node-{uuid.uuid4().hex[:6]}")
     ids = [k for k, _, _ in objs]
     expected = {k: label for k, _, label in objs}
@@ -98,9 +100,11 @@ async def node_loss(stack, cluster: localcluster.Cluster, n: int = 10_000, kill_
         await producing
         await scenarios.produce_chunks(stack, "objects", second, chunk=1_000)
         complete, settled = await scenarios._finish(stack, ledger, ids, timeout)  # noqa: SLF001 - shared helper
+        after_kill_s = round(time.time() - t_kill, 1)
         return scenarios._stats(  # noqa: SLF001
             "one of 3 brokers (the group coordinator) SIGKILLed mid-stream", ledger, ids, t_fault=t_kill,
             killed_node=victim, killed_at_results=before, kill_point_reached=reached,
             first_half_done_before_kill=first_done_before_kill, complete=complete, settled=settled,
             wrong_labels=len(wrong_labels(ledger, expected)), worker_alive=w.alive,
-            nodes_up=sum(1 for b in cluster.nodes if b.pid()))
+            nodes_up=sum(1 for b in cluster.nodes if b.pid()), worker_ready_s=worker_ready_s,
+            kill_to_settled_s=after_kill_s)
