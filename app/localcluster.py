@@ -190,14 +190,17 @@ def stop_node(c: Cluster, n: int, kill: bool = False) -> str:
     return f"node {n}: {stop(c.node(n), kill=kill)}"
 
 
-def stop_all(c: Cluster) -> str:
+def stop_all(c: Cluster, kill: bool = False) -> str:
     # together: a node stopped last alone would wait for a controller quorum that is gone
-    return "\n".join(f"node {b.node_id}: {said}" for b, said in zip(c.nodes, _parallel(stop, c.nodes)))
+    said = _parallel(lambda b: stop(b, kill=kill), c.nodes)
+    return "\n".join(f"node {b.node_id}: {line}" for b, line in zip(c.nodes, said))
 
 
-def reset(c: Cluster) -> str:
-    """Stop every node, delete all data and forget the cluster (the next start is a fresh one)."""
-    said = stop_all(c)
+def reset(c: Cluster, kill: bool = False) -> str:
+    """Stop every node, delete all data and forget the cluster (the next start is a fresh one).
+
+    ``kill``: SIGKILL instead of a clean shutdown, as the data is deleted anyway (test teardown)."""
+    said = stop_all(c, kill)
     for b in c.nodes:
         shutil.rmtree(b.data, ignore_errors=True)
     c.state_file.unlink(missing_ok=True)

@@ -79,7 +79,7 @@ async def run(broker: str, names: list[str], n_kill: int, guarantee: str, root: 
 async def run_cluster(root: Path) -> dict:
     """Its own 3-node cluster (ports from LABELSTREAM_BENCH_CLUSTER_PORT, 19600..19605), removed afterwards."""
     c = localcluster.for_tests(int(os.environ.get("LABELSTREAM_BENCH_CLUSTER_PORT", "19600")))
-    await asyncio.to_thread(localcluster.reset, c)
+    await asyncio.to_thread(localcluster.reset, c, True)
     try:
         start_s = await asyncio.to_thread(localcluster.timed_start, c)
         t0 = time.monotonic()
@@ -89,7 +89,7 @@ async def run_cluster(root: Path) -> dict:
         print(f"cluster: {stats}", flush=True)
         return stats
     finally:
-        await asyncio.to_thread(localcluster.reset, c)
+        await asyncio.to_thread(localcluster.reset, c, True)
 
 
 def main() -> int:

@@ -29,14 +29,14 @@ def cluster():
     busy = [p for b in c.nodes for p in (b.port, b.controller_port) if localkafka.port_open(p) and not b.pid()]
     if busy:
         pytest.fail(f"ports {busy} are taken: set LABELSTREAM_TEST_CLUSTER_PORT to a free range of 6 ports")
-    localcluster.reset(c)  # leftovers of an interrupted run
+    localcluster.reset(c, kill=True)  # leftovers of an interrupted run
     t0 = time.monotonic()
     try:
         localcluster.start(c)
         print(f"3-node cluster started in {time.monotonic() - t0:.1f} s")
         yield c
     finally:
-        print(localcluster.reset(c))
+        print(localcluster.reset(c, kill=True))
 
 
 async def test_a_broker_killed_mid_stream_loses_nothing(cluster, tmp_path):
