@@ -112,11 +112,12 @@ def main() -> int:
         stats = asyncio.run(run(broker, [n for n in ORDER if n in a.only], a.events, a.guarantee, root))
 
     body = table([row(s) for s in stats])
-    env = " ".join(f"{k}={os.environ[k]}" for k in ("LABELSTREAM_KAFKA_PORT", "LABELSTREAM_BROKER") if k in os.environ)
+    env = " ".join(f"{k}={os.environ[k]}" for k in ("LABELSTREAM_KAFKA_PORT", "LABELSTREAM_BROKER", "LABELSTREAM_BENCH_CLUSTER_PORT") if k in os.environ)
     command = " ".join(x for x in (env, ".venv/bin/python bench/reliability.py", shlex.join(sys.argv[1:])) if x)
     notes = [
         "",
-        f"Processing guarantee `{a.guarantee}`; 8 partitions; one local KRaft broker; workers are real "
+        f"Processing guarantee `{a.guarantee}`; 8 partitions; one local KRaft broker (the 3-broker row: its own "
+        "3-node cluster, topics with replication factor 3 and min.insync.replicas 2); workers are real "
         "`labelstream worker` processes; 2 CPUs shared by broker, workers and the reader.",
         "results = distinct `result_id`s; duplicates = result records delivered again after the fault (at-least-once "
         "redeliveries, each byte-identical to the first: consumers dedupe on `result_id`, or read the results topic "
