@@ -99,7 +99,10 @@ async def node_loss(stack, cluster: localcluster.Cluster, n: int = 10_000, kill_
         first_done_before_kill = producing.done()
         await producing
         await scenarios.produce_chunks(stack, "objects", second, chunk=1_000)
-        complete, settled = await scenarios._finish(stack, ledger, ids, timeout)  # noqa: SLF001 - shared helper
+        produced_s = round(time.time() - t_kill, 1)
+        complete = await scenarios.until(lambda: len(ledger.answered(ids)) == len(ids), timeout)
+        answered_s = round(time.time() - t_kill, 1)
+        settled = await scenarios.settle(stack, ledger)
         after_kill_s = round(time.time() - t_kill, 1)
         return scenarios._stats(  # noqa: SLF001
             "one of 3 brokers (the group coordinator) SIGKILLed mid-stream", ledger, ids, t_fault=t_kill,
@@ -107,4 +110,4 @@ async def node_loss(stack, cluster: localcluster.Cluster, n: int = 10_000, kill_
             first_half_done_before_kill=first_done_before_kill, complete=complete, settled=settled,
             wrong_labels=len(wrong_labels(ledger, expected)), worker_alive=w.alive,
             nodes_up=sum(1 for b in cluster.nodes if b.pid()), worker_ready_s=worker_ready_s,
-            kill_to_settled_s=after_kill_s)
+            kill_to_produced_s=produced_s, kill_to_answered_s=answered_s, kill_to_settled_s=after_kill_s)

@@ -41,7 +41,7 @@ def cluster():
 
 async def test_a_broker_killed_mid_stream_loses_nothing(cluster, tmp_path):
     async with cluster_scenario.deployment(cluster, tmp_path) as stack:
-        stats = await asyncio.wait_for(cluster_scenario.node_loss(stack, cluster), LIMIT)
+        stats = await asyncio.wait_for(cluster_scenario.node_loss(stack, cluster, n=6_000), LIMIT)
         topics = await cluster_scenario.replicas(stack.settings)
     print(stats)
     assert stats["kill_point_reached"] and stats["killed_at_results"] < stats["events_in"] / 2, \
