@@ -217,7 +217,7 @@ def status(c: Cluster) -> str:
                      + (f", pid {pid}" if pid else ""))
     report = "\n".join(lines)
     if up < c.size:
-        raise KafkaError(f"{up} of {c.size} nodes running (start them with 'scripts/kafka start'):\n{report}")
+        raise KafkaError(f"{up} of {c.size} nodes running (start them with 'scripts/kafka start --brokers {c.size}'):\n{report}")
     return f"kafka cluster of {c.size} running: LABELSTREAM_BROKER={c.url}\n{report}"
 
 
