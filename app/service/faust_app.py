@@ -25,7 +25,7 @@ def make_app(settings: Settings) -> faust.App:
         datadir=str(settings.data_dir),
         processing_guarantee=settings.processing_guarantee,
         topic_partitions=settings.topic_partitions or CATALOG["objects"].partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.replication_factor,  # also table changelogs (faust Topic.declare)
         web_enabled=settings.web_enabled,
         web_host=settings.web_host,
         web_port=settings.web_port,
@@ -54,7 +54,7 @@ def make_topics(app: faust.App, settings: Settings) -> dict[str, faust.TopicT]:
     """Every catalog topic; ``internal=True`` lets Faust create it with the catalog's settings."""
     topics = {}
     for name, spec in CATALOG.items():
-        config = {"cleanup.policy": spec.cleanup_policy, **spec.config}
+        config = {"cleanup.policy": spec.cleanup_policy, **spec.config, **settings.topic_config()}
         topics[name] = app.topic(settings.topic(name), partitions=settings.topic_partitions or spec.partitions,
                                  key_serializer="raw", value_serializer="raw", internal=True, config=config)
     return topics

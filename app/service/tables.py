@@ -43,7 +43,7 @@ class Tables:
                 value_type=bytes,
                 use_partitioner=True,
                 help=help,
-                extra_topic_configs=dict(extra),
+                extra_topic_configs={**settings.topic_config(), **extra},
             )
 
         # b'<example id>' | b'classifier:<name>' | b'taxonomy:<name>' -> validated record (JSON)

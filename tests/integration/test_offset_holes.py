@@ -20,9 +20,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from app import clients, samples
-from app.admin import bootstrap
-from tests.integration.scenarios import committed_offsets, end_offsets
+from app.devtools import clients, samples
+from app.service.admin import bootstrap
+from app.devtools.scenarios import committed_offsets, end_offsets
 
 pytestmark = pytest.mark.kafka
 
