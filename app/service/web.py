@@ -28,7 +28,7 @@ def _check(fn: Callable[[], bool]) -> bool:
 def readiness(rt: Runtime) -> dict[str, Any]:
     app, snap = rt.app, rt.state.snapshot()
     checks = {
-        "consumer_assigned": _check(lambda: app.consumer.assignment()),
+        "consumer_assigned": _check(lambda: bool(app.consumer.assignment())),
         "not_rebalancing": _check(lambda: not app.rebalancing),
         "tables_recovered": _check(lambda: app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
                                    and not app.in_recovery),
