@@ -16,6 +16,7 @@ import re
 import threading
 import zlib
 from collections import Counter
+from functools import lru_cache
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -176,13 +177,30 @@ class HashingVectorizer:
             "c": chars,
         }
 
-    def _encode_one(self, text: str) -> np.ndarray:
+    # Below this many characters, hashing feature by feature (with the crc cache) is faster
+    # than numpy's fixed cost of ~1 ms per text (measured: 0.25 vs 1.0 ms at 50 characters,
+    # even at ~300, 4x in numpy's favour at 1000). Both give the same bytes (tests hold both).
+    numpy_from_chars = 300
+
+    def _hashed(self, text: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """Per group: crc32 of ``"group:feature"`` and count, features in first-occurrence order."""
+        if len(text) < self.numpy_from_chars:
+            out = []
+            for group, counts in self.features(text).items():
+                h = np.fromiter((_crc(f"{group}:{f}") for f in counts), dtype=np.uint32, count=len(counts))
+                out.append((group, h, np.fromiter(counts.values(), dtype=np.int64, count=len(counts))))
+            return out
         joined, wid, wlen = Text.of_words(_WORD.findall(text.lower()))
-        words, bigrams = joined.word_features(wid, wlen)
+        (wh, wtf), (bh, btf) = joined.word_features(wid, wlen)
+        ch, ctf = joined.char_ngrams(*self.ngram_range)
+        return [("w", wh, wtf), ("b", bh, btf), ("c", ch, ctf)]
+
+    def _encode_one(self, text: str) -> np.ndarray:
         out = np.zeros(self.dim, dtype=np.float64)
-        # Same groups, same order and, within a group, features in the same (first-occurrence)
-        # order as ``features``: np.bincount then adds the same numbers in the same order.
-        for group, (h, tf) in (("w", words), ("b", bigrams), ("c", joined.char_ngrams(*self.ngram_range))):
+        # Same groups in the same order and, within a group, features in the same
+        # (first-occurrence) order as ``features``: np.bincount then adds the same numbers in
+        # the same order, so the float sums are bit-identical too.
+        for group, h, tf in self._hashed(text):
             if h.size == 0:
                 continue
             # crc32: low bits pick the bucket, the top bit the sign (as in _bucket_sign).
@@ -202,16 +220,20 @@ class HashingVectorizer:
         return _l2_rows(X)
 
 
+@lru_cache(maxsize=1 << 16)  # ~15 MB: short texts' features repeat across texts
 def _crc(feature: str) -> int:
     return zlib.crc32(feature.encode("utf-8"))
 
 
 def _log_weights(tf: np.ndarray) -> np.ndarray:
     # 1 + log(tf) from math.log, as before: np.log may differ from libm in the last bit, and
-    # the vectors must not change. Few distinct counts, so this loop is short.
-    uniq, inverse = np.unique(tf, return_inverse=True)
-    table = np.array([1.0 + math.log(int(t)) for t in uniq], dtype=np.float64)
-    return table[inverse.reshape(-1)]
+    # the vectors must not change. Few distinct counts, so the cache stays tiny.
+    return np.fromiter(map(_one_plus_log, tf.tolist()), dtype=np.float64, count=tf.size)
+
+
+@lru_cache(maxsize=4096)
+def _one_plus_log(tf: int) -> float:
+    return 1.0 + math.log(tf)
 
 
 class MiniLMVectorizer:

@@ -90,34 +90,59 @@ TEXTS = [
 ]
 
 
+def vectorizer(path, **kw):
+    """``path``: 'numpy' or 'per-feature' forces that way of hashing for every text length."""
+    v = HashingVectorizer(**kw)
+    v.numpy_from_chars = 0 if path == "numpy" else 10**9
+    return v
+
+
+PATHS = pytest.mark.parametrize("path", ["numpy", "per-feature"])
+
+
+@PATHS
 @pytest.mark.parametrize("dim", [2, 16, 384, 1000])
-def test_identical_to_the_original_on_varied_texts(dim):
-    new = HashingVectorizer(dim=dim).encode(TEXTS)
+def test_identical_to_the_original_on_varied_texts(dim, path):
+    new = vectorizer(path, dim=dim).encode(TEXTS)
     old = reference_encode(TEXTS, dim)
     for i, (a, b) in enumerate(zip(new, old, strict=True)):
         assert a.tobytes() == b.tobytes(), f"text {i} ({TEXTS[i][:30]!r}) differs"
 
 
+@PATHS
 @pytest.mark.parametrize("dim", [3, 384])
-def test_identical_before_the_float32_cast(dim):
+def test_identical_before_the_float32_cast(dim, path):
     # float32 hides most last-bit differences of the float64 sums; compare those too, so a
     # change in the order features are added up cannot slip through.
-    v = HashingVectorizer(dim=dim)
+    v = vectorizer(path, dim=dim)
     for t in TEXTS:
         assert v._encode_one(t).tobytes() == _encode_one(t, dim, (3, 5)).tobytes(), t[:30]
 
 
+@PATHS
 @pytest.mark.parametrize("ngram_range", [(1, 1), (2, 4), (3, 5), (1, 8)])
-def test_identical_for_other_ngram_ranges(ngram_range):
+def test_identical_for_other_ngram_ranges(ngram_range, path):
     texts = TEXTS[:22]
-    new = HashingVectorizer(dim=64, ngram_range=ngram_range).encode(texts)
+    new = vectorizer(path, dim=64, ngram_range=ngram_range).encode(texts)
     assert new.tobytes() == reference_encode(texts, 64, ngram_range).tobytes()
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.text(max_size=60), max_size=4), st.sampled_from([3, 32, 384]))
-def test_identical_on_arbitrary_unicode(texts, dim):
-    assert HashingVectorizer(dim=dim).encode(texts).tobytes() == reference_encode(texts, dim).tobytes()
+@given(st.lists(st.text(max_size=60), max_size=4), st.sampled_from([3, 32, 384]),
+       st.sampled_from(["numpy", "per-feature"]))
+def test_identical_on_arbitrary_unicode(texts, dim, path):
+    want = reference_encode(texts, dim).tobytes()
+    assert vectorizer(path, dim=dim).encode(texts).tobytes() == want
+
+
+def test_default_switches_to_numpy_for_long_texts(monkeypatch):
+    calls = []
+    monkeypatch.setattr(Text, "of_words", lambda words, f=Text.of_words: calls.append(1) or f(words))
+    v = HashingVectorizer()
+    v.encode(["short text " * 5])
+    assert calls == []
+    v.encode(["long text " * 100])
+    assert calls == [1]
 
 
 def test_crc_of_spans_matches_zlib_for_every_length():
