@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     max_vector_dim: int = 4096
     max_segments: int = 20_000
     max_prompts: int = 1_000
+    # bounded work per record: where-filters (nesting, operands, nodes, Like pattern) and text to embed
+    max_filter_depth: int = Field(32, ge=1, le=100)  # compiling recurses: 100 stays far from Python's limit
+    max_filter_operands: int = Field(256, ge=1)
+    max_filter_nodes: int = Field(1_000, ge=1)
+    max_like_pattern: int = Field(256, ge=1)
+    max_text_chars: int = Field(100_000, ge=1)
 
     # stored objects (the latest version of each object and its labels, for jobs over stored items)
     store_objects: bool = True

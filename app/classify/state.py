@@ -19,7 +19,7 @@ from typing import Any, Union
 
 import orjson
 
-from app.core.filters import Predicate, compile_where
+from app.core.filters import FilterLimits, Predicate, compile_where
 from app.core.taxonomy import CompiledTaxonomy
 from app.core.vectorizers import Vectorizer, get_vectorizer
 from app.index.live import IndexSettings
@@ -29,6 +29,12 @@ from app.schemas.training import (CLASSIFIER_PREFIX, TAXONOMY_PREFIX, Classifier
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+def filter_limits(settings: Settings) -> FilterLimits:
+    """The where-filter limits a worker compiles with (bounded work per training record)."""
+    return FilterLimits(max_depth=settings.max_filter_depth, max_operands=settings.max_filter_operands,
+                        max_nodes=settings.max_filter_nodes, max_like_pattern=settings.max_like_pattern)
 
 
 @dataclass(frozen=True)
@@ -41,9 +47,9 @@ class Classifier:
     target_where: Predicate | None
 
     @classmethod
-    def compile(cls, spec: ClassifierDef) -> "Classifier":
+    def compile(cls, spec: ClassifierDef, limits: FilterLimits | None = None) -> "Classifier":
         f = spec.filters
-        comp = lambda w: compile_where(w) if w else None  # noqa: E731
+        comp = lambda w: compile_where(w, limits=limits or FilterLimits()) if w else None  # noqa: E731
         return cls(spec, comp(f.sourceWhere), comp(f.trainingSetWhere), comp(f.targetWhere))
 
     @property
@@ -159,7 +165,8 @@ class ModelState:
     def vectorizer(self, name: str | None = None) -> Vectorizer:
         name = name or self.settings.vectorizer
         if name not in self._vectorizers:
-            self._vectorizers[name] = get_vectorizer(name, dim=self.settings.vector_dim)
+            self._vectorizers[name] = get_vectorizer(name, dim=self.settings.vector_dim,
+                                                     max_chars=self.settings.max_text_chars)
         return self._vectorizers[name]
 
     def example_vectorizers(self, class_name: str) -> set[str]:
@@ -215,7 +222,7 @@ class ModelState:
                 self._example_space[rec.id] = (rec.class_, rec.vectorizer)
                 self._spaces.setdefault(rec.class_, Counter())[rec.vectorizer] += 1
         elif isinstance(rec, ClassifierDef):
-            self._classifiers = {**self._classifiers, rec.name: Classifier.compile(rec)}
+            self._classifiers = {**self._classifiers, rec.name: Classifier.compile(rec, filter_limits(self.settings))}
         else:
             from app.core.taxonomy import compile_taxonomy
 

@@ -21,7 +21,7 @@ from app.core.filters import FilterError, compile_where
 from app.schemas.training import (CLASSIFIER_PREFIX, TAXONOMY_PREFIX, ClassifierDef, Example,
                                   TaxonomyRecord, parse_training, record_key)
 from app.schemas.vectors import encode_vector
-from app.classify.state import Classifier, ModelState, fingerprint
+from app.classify.state import Classifier, ModelState, filter_limits, fingerprint
 
 Current = Callable[[str], bytes | None]
 TRAINING = "training"
@@ -145,7 +145,7 @@ def _classifier(rec: ClassifierDef, state: ModelState) -> bytes:
     compiled = {}
     for name, where in rec.filters:  # compiled one by one so the path names the filter
         try:
-            compiled[name] = compile_where(where) if where else None
+            compiled[name] = compile_where(where, limits=filter_limits(state.settings)) if where else None
         except FilterError as e:
             at = e.path if e.path.startswith("[") or not e.path else f".{e.path}"
             raise Rejected(getattr(e, "reason", "invalid_filter"), f"{name}: {e}", f"filters.{name}{at}") from None

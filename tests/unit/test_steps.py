@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import orjson
 import pytest
@@ -165,3 +167,27 @@ def test_training_step_isolates_an_unexpected_error(state, monkeypatch):
     monkeypatch.setattr(training_mod, "_taxonomy", broken)
     outs = training_step(state, [rec(tax(1), b"taxonomy:tone"), rec(knn())])
     assert outs[0].rejected.reason == "internal_error" and outs[1].rejected is None
+
+
+def test_a_filter_nested_400_deep_is_refused_with_its_reason(state):
+    where: dict = {"path": ["n"], "operator": "Equal", "valueInt": 1}
+    for _ in range(400):
+        where = {"operator": "Not", "operands": [where]}
+    deep = json.dumps(knn(filters={"sourceWhere": where})).encode()  # orjson refuses to write 800 levels
+    outs = training_step(state, [rec(deep), rec(knn(name="ok"))])
+    assert outs[0].rejected.reason == "filter_too_complex"
+    assert outs[0].rejected.path.startswith("filters.sourceWhere") and outs[1].rejected is None
+
+
+def test_only_the_text_over_the_limit_is_refused(tmp_path):
+    s = ModelState(Settings(data_dir=tmp_path, vectorizer="hashing", vector_dim=64, max_text_chars=1000))
+    try:
+        train(s, tax(1), {"record": "classifier", "name": "z", "type": "zeroshot", "class": "Comment",
+                          "classifyProperties": ["tone"], "taxonomies": ["tone"]})
+        outs = objects_step(s, [rec({"id": "a", "class": "Comment", "text": "sport news"}),
+                                rec({"id": "b", "class": "Comment", "text": "x" * 1001}),
+                                rec({"id": "c", "class": "Comment", "text": "election vote"})])
+        assert outs[0].results[0].labels == {"tone": "sport"} and outs[2].results[0].labels == {"tone": "politics"}
+        assert outs[1].rejected.reason == "text_too_long"
+    finally:
+        s.close()
