@@ -220,6 +220,7 @@ class _ChunkStore:
     """The media-assembly table as a dict, with the sink's part (apply the step's writes) done inline."""
 
     PARTITIONS = 8
+    NOW = 1_700_000_000_000  # the stamp of every write (ms)
 
     def __init__(self):
         self.assembly: dict[bytes, bytes] = {}
@@ -239,7 +240,8 @@ class _ChunkStore:
 
     async def add_chunk(self, ev, msg, run):
         src = SRC.model_copy(update={"partition": msg.partition, "offset": msg.offset})
-        step = await run(functools.partial(assembly.add_chunk, partitions=self.PARTITIONS, max_bytes=1 << 30),
+        step = await run(functools.partial(assembly.add_chunk, partitions=self.PARTITIONS, max_bytes=1 << 30,
+                                           now=self.NOW),
                          ev, msg.key, src, self.assembly.get)
         self._apply(step.writes)
         if step.rejected is not None:
@@ -286,7 +288,7 @@ async def test_chunk_store_completes_once_drops_replays_and_restarts_on_resend(m
     [(off, c)] = await feed(order, 0)
     assert off == 4 and len(c.values) == 4
     assert content_hash(engine.assemble(c.values, SRC).segments) == content_hash(_media(segs).segments)
-    assert list(mt.assembly.values()) == [b'{"done":4}'], "chunks deleted, the done marker left"
+    assert list(mt.assembly.values()) == [b'{"at":1700000000000,"done":4}'], "chunks deleted, the done marker left"
     assert await feed(order, 0) == [] and len(mt.assembly) == 1, "replayed offsets yield nothing"
     [(off, _)] = await feed(order, 10)
     assert off == 14, "sent again: assembled again"
@@ -303,4 +305,4 @@ async def test_chunk_store_rejections(monkeypatch):
     with pytest.raises(Rejected) as e:
         await mt.add_chunk(late, _Msg(b"v1", 2), _inline)
     assert e.value.reason == "chunks_inconsistent"
-    assert list(mt.assembly.values()) == [b'{"done":2}'], "an impossible item is discarded"
+    assert list(mt.assembly.values()) == [b'{"at":1700000000000,"done":2}'], "an impossible item is discarded"
