@@ -18,6 +18,7 @@ from app.core.frames import frame_scores
 from app.core.media import MediaClass, classify_media
 from app.core.segments import SegmentArrays, content_hash, merge_chunks
 from app.classify import assembly, media as engine
+from app.classify.expiry import stamp
 from app.schemas.deadletter import Source
 from app.schemas.media import MediaEvent
 from app.schemas.vectors import encode_vector
@@ -90,6 +91,7 @@ def test_video_result_follows_the_core(tmp_path):
         assert by_head == pytest.approx([1.0, 1.0])
     assert r.event_time == SRC.timestamp and r.source == SRC
     assert out.cache_writes.keys() == {job.runs[0].key}
+    assert stamp(out.cache_writes[job.runs[0].key]) is not None, "dated for media_cache_ttl"
 
 
 def test_deterministic_ids_and_records(tmp_path):
