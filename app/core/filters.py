@@ -250,12 +250,12 @@ def _compile(node: Any, at: str, limits: FilterLimits) -> Predicate:
     if unknown:
         raise FilterError(_join(at, sorted(unknown)[0]), "unknown key")
     op = node.get("operator")
-    if op in _COMPOUND_OPS:
+    if isinstance(op, str) and op in _COMPOUND_OPS:
         return _compile_compound(node, op, at, limits)
-    if op in _LEAF_OPS:
+    if isinstance(op, str) and op in _LEAF_OPS:
         return _compile_leaf(node, op, at, limits)
     allowed = ", ".join(sorted(_LEAF_OPS | _COMPOUND_OPS))
-    raise FilterError(_join(at, "operator"), f"unknown operator {op!r} (one of: {allowed})")
+    raise FilterError(_join(at, "operator"), f"unknown operator {repr(op)[:100]} (one of: {allowed})")
 
 
 def _compile_compound(node: Mapping[str, Any], op: str, at: str, limits: FilterLimits) -> Predicate:

@@ -158,3 +158,10 @@ def test_like_through_the_filter_on_a_list_and_long_values():
     f = compile_where(where)
     assert f({"tags": ["x" * 500_000, "y" * 500_000 + "Kafka-Streams"]})
     assert not f({"tags": ["x" * 500_000, "kafkastreams"]})
+
+
+def test_an_operator_that_is_not_a_string_is_an_invalid_filter():
+    # found by tests/unit/test_fuzz_decode.py: a list as operator raised TypeError (unhashable)
+    with pytest.raises(FilterError) as e:
+        compile_where({"path": [], "operator": [], "valueInt": 0})
+    assert e.value.reason == "invalid_filter" and e.value.path == "operator"
