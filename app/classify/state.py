@@ -14,7 +14,6 @@ import logging
 import threading
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Union
 
 import orjson
@@ -22,8 +21,8 @@ import orjson
 from app.core.filters import FilterLimits, Predicate, compile_where
 from app.core.taxonomy import CompiledTaxonomy
 from app.core.vectorizers import Vectorizer, get_vectorizer
-from app.index.live import IndexSettings
-from app.index.manager import Example as IndexExample, IndexManager
+from app.index.knn import KnnIndexes
+from app.index.manager import Example as IndexExample
 from app.schemas.training import (CLASSIFIER_PREFIX, TAXONOMY_PREFIX, ClassifierDef, Example,
                                   TaxonomyRecord, parse_training)
 from app.settings import Settings
@@ -58,41 +57,6 @@ class Classifier:
 
     def applies_to(self, properties: dict[str, Any]) -> bool:
         return self.source_where is None or self.source_where(properties)
-
-
-class KnnIndexes:
-    """The kNN indexes per metric. Cosine (the default) gets Annoy above the exact threshold;
-    euclidean, the optional metric, is kept in step and always searched exactly."""
-
-    def __init__(self, settings: Settings):
-        root = Path(settings.data_dir) / "indexes"
-        knobs = {k: v for k, v in (("n_trees", settings.annoy_n_trees), ("search_k", settings.annoy_search_k)) if v}
-        self.managers = {
-            "cosine": IndexManager(root / "cosine", IndexSettings(exact_threshold=settings.knn_exact_threshold, **knobs)),
-            "euclidean": IndexManager(root / "euclidean", IndexSettings(metric="euclidean", auto_build=False,
-                                                                       exact_threshold=2**62)),
-        }
-
-    def get(self, class_name: str, prop: str, metric: str = "cosine"):
-        return self.managers[metric].get(class_name, prop)
-
-    def dim(self, class_name: str) -> int | None:
-        return self.managers["cosine"].dim(class_name)
-
-    def upsert(self, example: IndexExample) -> None:
-        for m in self.managers.values():
-            m.upsert(example)
-
-    def delete(self, example_id: str) -> None:
-        for m in self.managers.values():
-            m.delete(example_id)
-
-    def stats(self) -> dict:
-        return {f"{c}.{p}": s for (c, p), s in self.managers["cosine"].stats().items()}
-
-    def close(self) -> None:
-        for m in self.managers.values():
-            m.close()
 
 
 def fingerprint(value: bytes) -> str:

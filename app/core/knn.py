@@ -96,11 +96,11 @@ def pair_distances(queries: np.ndarray, cands: np.ndarray, metric: Metric,
 
 
 def _rank_matrix(qs: np.ndarray, base: np.ndarray, base_sq: np.ndarray | None,
-                 metric: str) -> np.ndarray:
+                 metric: str, inv_norms: np.ndarray | None = None) -> np.ndarray:
     """A matrix that ranks like the distance (monotone in it), from one product."""
     prod = qs @ base.T
     if metric == "cosine":
-        return -prod
+        return -prod if inv_norms is None else -(prod * inv_norms[None, :])
     # ||q - x||^2 up to the per-row constant ||q||^2, which does not change a row's ranking.
     return base_sq[None, :] - 2.0 * prod
 
@@ -120,10 +120,19 @@ def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
 
 def exact_search(queries: np.ndarray, base: np.ndarray, k: int, metric: Metric,
                  *, normalized: bool = False, out_dtype: Any = np.float32,
+                 base_norms: np.ndarray | None = None,
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Brute-force kNN: ``(idx (n, k') int64, dist (n, k'))`` with ``k' = min(k, m)``.
 
     ``normalized=True`` says both inputs are already unit rows (cosine), skipping that pass.
+    ``base_norms`` (the L2 norm of each raw base row, kept by the caller) lets one raw
+    store serve both metrics: cosine ranks ``q.x / |x|`` without a normalised copy of
+    ``base``, euclidean skips recomputing ``|x|^2``.
+
+    >>> b = np.array([[0.0, 2.0], [3.0, 0.0], [1.0, 1.0]])
+    >>> exact_search(np.array([[1.0, 0.0]]), b, 2, "cosine",
+    ...              base_norms=np.linalg.norm(b, axis=1))[0].tolist()
+    [[1, 2]]
 
     >>> idx, dist = exact_search(np.array([[1.0, 0.0]]),
     ...                          np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]), 2, "cosine")
@@ -141,14 +150,22 @@ def exact_search(queries: np.ndarray, base: np.ndarray, k: int, metric: Metric,
         return idx, dist.astype(out_dtype)
     if q.shape[1] != b.shape[1]:
         raise ValueError(f"queries have dimension {q.shape[1]}, base has {b.shape[1]}")
-    if metric == "cosine" and not normalized:
+    norms = None if base_norms is None else np.asarray(base_norms, dtype=np.float32)
+    raw_cos = metric == "cosine" and not normalized and norms is not None
+    inv_norms = None
+    if raw_cos:  # zero rows get 1/|x| = 0: cosine 0, as normalize() treats them
+        inv_norms = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+        q = normalize(q)
+    elif metric == "cosine" and not normalized:
         q, b = normalize(q), normalize(b)  # once per call, not per chunk
-    base_sq = np.einsum("ij,ij->i", b, b) if metric == "euclidean" else None
+    base_sq = None
+    if metric == "euclidean":
+        base_sq = np.square(norms) if norms is not None else np.einsum("ij,ij->i", b, b)
     step = max(1, _MAX_MATRIX_ELEMS // m)
     for s in range(0, n, step):
         qs = q[s:s + step]
-        top = _top_k(_rank_matrix(qs, b, base_sq, metric), kk)
-        d = pair_distances(qs, b[top], metric, normalized=True)
+        top = _top_k(_rank_matrix(qs, b, base_sq, metric, inv_norms), kk)
+        d = pair_distances(qs, b[top], metric, normalized=not raw_cos)
         order = np.lexsort((top, d), axis=-1)  # by distance, then by index
         idx[s:s + step] = np.take_along_axis(top, order, axis=1)
         dist[s:s + step] = np.take_along_axis(d, order, axis=1)

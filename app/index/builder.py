@@ -1,4 +1,4 @@
-"""Background builds of a :class:`~app.index.live.LiveIndex`: debounce, build, adopt, swap.
+"""Background builds of indexes: debounce, build, adopt, swap; one thread for all of them.
 
 Debounce (why: a build costs seconds, a burst of training events should cost one build):
 a build is due when the index is above its exact threshold and either
@@ -13,27 +13,93 @@ rows to build are captured under the lock (rows never change once written), the 
 is built and written outside it, and the swap is one short locked assignment. A failed
 build is logged, kept in ``last_error`` and retried after a back-off.
 
->>> Builder.__name__
-'Builder'
+Threads: every :class:`Builder` (the debounce state of one index) registers with a
+:class:`BuildScheduler`; one scheduler per worker runs the due builds of all its indexes
+on ONE thread, one build at a time (why: a worker holds many indexes; a thread per index
+forever costs memory and lets N builds fight the stream for 2 cores). The thread starts
+at the first change and stops on :meth:`BuildScheduler.close`.
+
+The builder sees its index only through :class:`Buildable` (no import of the index
+module): what to build (:meth:`~Buildable.capture`), how (:meth:`~Buildable.make_forest`)
+and where it goes (:meth:`~Buildable.install`).
+
+>>> s = BuildScheduler("doc-build"); s.thread is None
+True
+>>> s.close()
 """
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
+from annoy import AnnoyIndex
 
 from app.index import files
 
-if TYPE_CHECKING:
-    from app.index.live import LiveIndex
-    from app.index.store import VectorStore
+__all__ = ["Buildable", "BuildScheduler", "Builder", "Capture"]
 
 log = logging.getLogger(__name__)
+
+# A snapshot on disk fits an index only when these meta fields agree.
+_FIT_KEYS = ("dim", "metric")
+# How long the scheduler sleeps when nothing is pending anywhere (a change wakes it).
+_IDLE_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Capture:
+    """The rows one build covers; rows ``< end`` never change, so no lock is needed later."""
+
+    rows: np.ndarray  # store rows, in Annoy item order
+    vecs: np.ndarray  # the store's row array at capture time
+    ids: list[str]  # the store's id list (append-only until compaction, deferred meanwhile)
+    end: int  # rows >= end arrived after the capture: the exact overlay
+    set_hash: int
+
+
+class Buildable(Protocol):
+    """What a :class:`Builder` needs from its index. "Lock held" methods are called with
+    the lock the index gave the builder held; the others without it."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def data_dir(self) -> Path | None: ...
+
+    @property
+    def exact_threshold(self) -> int: ...
+
+    def snapshot_meta(self) -> dict[str, Any]:
+        """``dim``, ``metric`` and build knobs, saved beside each snapshot."""
+        ...
+
+    def live_set(self) -> tuple[int, int]:
+        """Lock held: ``(live examples, set hash)``."""
+        ...
+
+    def capture(self) -> Capture:
+        """Lock held: the live rows to build from."""
+        ...
+
+    def make_forest(self, capture: Capture) -> AnnoyIndex:
+        """No lock: a built Annoy forest over ``capture.rows`` (item i = rows[i])."""
+        ...
+
+    def locate(self, ids: list[str]) -> tuple[np.ndarray, int]:
+        """Lock held: ``(store row of each id, end)`` for a saved snapshot's item ids."""
+        ...
+
+    def install(self, version: int, forest: AnnoyIndex, rows: np.ndarray, end: int,
+                snap: files.Snapshot | None) -> None:
+        """Lock held, no build in flight: swap the forest in (and compact if worth it)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -43,17 +109,83 @@ class _Candidate:
     set_hash: int
 
 
-class Builder:
-    """Owns the build state of one index; every field is guarded by the index lock."""
+class BuildScheduler:
+    """One thread running the due builds of every registered :class:`Builder`.
 
-    def __init__(self, index: LiveIndex, lock: threading.Lock, after_changes: int,
-                 quiet_seconds: float, auto: bool) -> None:
-        self.index, self.lock = index, lock
-        self.cond = threading.Condition(lock)
+    Lock order: a builder calls :meth:`wake` with its index lock held, so the scheduler
+    never holds its own lock while it asks a builder anything.
+    """
+
+    def __init__(self, name: str = "index-build") -> None:
+        self.name = name
+        self._cond = threading.Condition()
+        self._builders: list[Builder] = []
+        self._woken = False
+        self._closed = False
+        self.thread: threading.Thread | None = None
+
+    def register(self, builder: Builder) -> None:
+        with self._cond:
+            self._builders.append(builder)
+
+    def unregister(self, builder: Builder) -> None:
+        with self._cond:
+            self._builders = [b for b in self._builders if b is not builder]
+
+    def wake(self) -> None:
+        """Something may be due: (start and) wake the thread."""
+        with self._cond:
+            if self._closed:
+                return
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, daemon=True, name=self.name)
+                self.thread.start()
+            self._woken = True
+            self._cond.notify()
+
+    def in_thread(self) -> bool:
+        return threading.current_thread() is self.thread
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if self._closed:
+                    return
+                self._woken = False
+                builders = list(self._builders)
+            wait = _IDLE_SECONDS
+            for b in builders:  # each due builder gets one action per round: no starvation
+                try:
+                    wait = min(wait, b.run_due())
+                except Exception:  # a bug in one index must not stop every index's builds
+                    log.exception("%s: scheduling %s failed", self.name, b.index.name)
+            if wait <= 0:
+                continue
+            with self._cond:
+                if not self._woken and not self._closed:
+                    self._cond.wait(wait)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop the thread (a running build is let finish) and join it."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            t = self.thread
+        if t is not None and t is not threading.current_thread():
+            t.join(timeout)
+
+
+class Builder:
+    """The build state of one index; every field is guarded by the index lock."""
+
+    def __init__(self, index: Buildable, lock: threading.Lock, scheduler: BuildScheduler,
+                 after_changes: int, quiet_seconds: float, auto: bool) -> None:
+        self.index, self.lock, self.scheduler = index, lock, scheduler
         self.build_lock = threading.Lock()  # one build (or adoption) at a time
         self.after_changes = max(1, after_changes)
         self.quiet = max(0.0, quiet_seconds)
         self.auto = auto
+        self.requested = False  # maybe_rebuild() asked the scheduler for one run
         self.pending = 0  # changes not in the current snapshot
         self.last_change = 0.0
         self.building = False
@@ -62,118 +194,120 @@ class Builder:
         self.last_error: BaseException | None = None
         self.retry_at = 0.0
         self.closed = False
-        self.thread: threading.Thread | None = None
-        self.oneshots: list[threading.Thread] = []
+        scheduler.register(self)
 
     # -- startup ---------------------------------------------------------------------------
     def open_dir(self, data_dir: Path) -> int:
         """Scan ``data_dir``: continue the version sequence, keep the newest snapshot as a
         reuse candidate, drop everything else. Returns the version to report."""
-        ix = self.index
-        top = files.max_version(data_dir, ix.name)
+        name, meta = self.index.name, self.index.snapshot_meta()
+        top = files.max_version(data_dir, name)
         self.next_version = top + 1  # never reuse a number, even of an incomplete file
-        snap = files.latest(data_dir, ix.name)
-        files.remove_stale(data_dir, ix.name, snap.version if snap else None)
+        snap = files.latest(data_dir, name)
+        files.remove_stale(data_dir, name, snap.version if snap else None)
         if snap is None:
             return top
         try:
             ids, set_hash, info = files.read_sidecar(snap.sidecar)
-            if (info.get("dim") == ix.dim and info.get("metric") == ix.metric
-                    and len(set(ids)) == len(ids)):
+            if all(info.get(k) == meta[k] for k in _FIT_KEYS) and len(set(ids)) == len(ids):
                 self.candidate = _Candidate(snap, ids, set_hash)
             else:
                 log.warning("%s: snapshot v%d does not fit this index; ignored",
-                            ix.name, snap.version)
+                            name, snap.version)
         except Exception:  # a cache: an unreadable one is rebuilt, not fatal
-            log.warning("%s: unreadable sidecar %s; ignored", ix.name, snap.sidecar,
+            log.warning("%s: unreadable sidecar %s; ignored", name, snap.sidecar,
                         exc_info=True)
         return snap.version
 
     # -- bookkeeping (lock held) -------------------------------------------------------------
-    def _candidate_ready(self, st: VectorStore) -> bool:
+    def _candidate_ready(self, live: int, set_hash: int) -> bool:
         c = self.candidate
-        return c is not None and st.set_hash == c.set_hash and st.live == len(c.ids)
+        return c is not None and set_hash == c.set_hash and live == len(c.ids)
 
-    def on_change(self, st: VectorStore) -> None:
+    def on_change(self) -> None:
         self.pending += 1
         self.last_change = time.monotonic()
         if not self.auto or self.closed:
             return
-        if self.thread is None:
-            self.thread = threading.Thread(target=self._run, daemon=True,
-                                           name=f"index-build-{self.index.name}")
-            self.thread.start()
-        # Wake the worker when something may be due (it also polls, so this is latency
-        # only): the first change starts the quiet timer; the count rule fires at once.
-        due = (not self.building and self.pending >= self._limit()
-               and st.live > self.index.exact_threshold)
-        if self.pending == 1 or due or self._candidate_ready(st):
-            self.cond.notify()
+        # Wake the scheduler when something may be due (it also polls while changes are
+        # pending, so this is latency only): the first change starts the quiet timer, the
+        # count rule fires at once, crossing the threshold makes a build worth it.
+        live, set_hash = self.index.live_set()
+        threshold = self.index.exact_threshold
+        due = not self.building and self.pending >= self._limit() and live > threshold
+        if (self.pending == 1 or due or live == threshold + 1
+                or self._candidate_ready(live, set_hash)):
+            self.scheduler.wake()
 
     def _limit(self) -> int:
         return self.after_changes + (len(self.candidate.ids) if self.candidate else 0)
 
     def _plan(self, now: float) -> tuple[str | None, float]:
         """``(action, seconds to wait before asking again)``; action: adopt | build | None."""
-        st, idle = self.index._store, max(self.quiet, 0.05)
+        live, set_hash = self.index.live_set()
+        idle = max(self.quiet, 0.05)
         if self.building:
             return None, idle
-        if self._candidate_ready(st):
+        if self._candidate_ready(live, set_hash):
             return "adopt", 0.0
         if now < self.retry_at:
             return None, self.retry_at - now
-        if self.pending == 0 or st.live <= self.index.exact_threshold:
-            return None, idle
+        if self.pending == 0 or live <= self.index.exact_threshold:
+            # Only a change can make a build due, and on_change wakes us for it (live
+            # grows by at most one per change, so crossing the threshold is seen).
+            return None, math.inf
         if self.pending >= self._limit():
             return "build", 0.0
         left = self.last_change + self.quiet - now
         return ("build", 0.0) if left <= 0 else (None, left)
 
     # -- the work ------------------------------------------------------------------------------
-    def build_now(self) -> int | None:
+    def build_now(self, background: bool = False) -> int | None:
         ix = self.index
         with self.build_lock:
             with self.lock:
-                if ix._store.live == 0:
+                if ix.live_set()[0] == 0 or (background and self.closed):
                     return None
-                rows, vecs, ids, n, set_hash = ix._capture()
+                cap = ix.capture()
                 pending_at, version = self.pending, self.next_version
                 self.next_version += 1
                 self.building = True  # also defers compaction: captured rows stay valid
             try:
-                forest = ix._make_forest(rows, vecs)
+                forest = ix.make_forest(cap)
                 snap = None
                 if ix.data_dir is not None:
-                    meta = {"dim": ix.dim, "metric": ix.metric, "n_trees": ix.n_trees}
-                    snap = files.write_snapshot(ix.data_dir, ix.name, version, forest,
-                                                [ids[r] for r in rows.tolist()], set_hash, meta)
-                    forest = files.load_annoy(snap.ann, ix.dim, ix.metric)
+                    meta = ix.snapshot_meta()
+                    ids = [cap.ids[r] for r in cap.rows.tolist()]
+                    snap = files.write_snapshot(ix.data_dir, ix.name, version, forest, ids,
+                                                cap.set_hash, meta)
+                    forest = files.load_annoy(snap.ann, meta["dim"], meta["metric"])
             except BaseException:
                 with self.lock:
                     self.building = False
                 raise
             with self.lock:
-                ix._install(version, forest, rows, n, snap)
                 self.pending -= pending_at
                 self.building = False
                 self.candidate = None  # superseded; its files go below
-                ix._maybe_compact()
+                ix.install(version, forest, cap.rows, cap.end, snap)
             if ix.data_dir is not None:
                 files.remove_stale(ix.data_dir, ix.name, version)
-            log.info("%s: built v%d over %d examples", ix.name, version, rows.size)
+            log.info("%s: built v%d over %d examples", ix.name, version, cap.rows.size)
             return version
 
-    def adopt(self) -> bool:
+    def adopt(self, background: bool = False) -> bool:
         """Swap in the saved candidate snapshot if the live set is exactly its set."""
         ix = self.index
         with self.build_lock:
             with self.lock:
                 c = self.candidate
-                if c is None or not self._candidate_ready(ix._store):
+                if (c is None or (background and self.closed)
+                        or not self._candidate_ready(*ix.live_set())):
                     return False
                 self.building = True
             try:
-                forest = files.load_annoy(c.snap.ann, ix.dim, ix.metric)
+                meta = ix.snapshot_meta()
+                forest = files.load_annoy(c.snap.ann, meta["dim"], meta["metric"])
                 if forest.get_n_items() != len(c.ids):
                     raise ValueError(f"{c.snap.ann}: {forest.get_n_items()} items, "
                                      f"sidecar lists {len(c.ids)}")
@@ -183,52 +317,48 @@ class Builder:
                 raise
             with self.lock:
                 self.building = False
-                st = ix._store
-                if not self._candidate_ready(st):
+                if not self._candidate_ready(*ix.live_set()):
                     return False  # changed while we loaded; try again later
-                rows = np.fromiter((st.row_of[i] for i in c.ids), np.int64, len(c.ids))
-                ix._install(c.snap.version, forest, rows, st.n, c.snap)
+                rows, end = ix.locate(c.ids)
                 self.pending, self.candidate = 0, None
-                ix._maybe_compact()
+                ix.install(c.snap.version, forest, rows, end, c.snap)
             log.info("%s: reused saved snapshot v%d", ix.name, c.snap.version)
             return True
 
     def _do(self, action: str) -> None:
         try:
-            self.adopt() if action == "adopt" else self.build_now()
+            self.adopt(True) if action == "adopt" else self.build_now(True)
         except Exception as exc:  # keep the worker alive; retry after a back-off
             log.exception("%s: background %s failed", self.index.name, action)
             with self.lock:
                 self.last_error = exc
                 self.retry_at = time.monotonic() + max(self.quiet, 1.0)
 
-    def _run(self) -> None:
-        while True:
-            with self.cond:
-                while True:
-                    if self.closed:
-                        return
-                    action, wait = self._plan(time.monotonic())
-                    if action is not None:
-                        break
-                    self.cond.wait(wait)
-            self._do(action)
+    def run_due(self) -> float:
+        """Scheduler thread: run this index's due action, if any. Returns how long until
+        it may be due again (0 after doing something, ``inf`` when only a change can)."""
+        with self.lock:
+            if self.closed or not (self.auto or self.requested):
+                return math.inf
+            self.requested = False  # one-shot: done below, or no longer due
+            action, wait = self._plan(time.monotonic())
+        if action is None:
+            return wait if self.auto else math.inf
+        self._do(action)
+        return 0.0
 
     # -- control ---------------------------------------------------------------------------
     def maybe_rebuild(self, wait: bool) -> bool:
         with self.lock:
             action, _ = self._plan(time.monotonic())
-        if action is None:
-            return False
+            if action is None:
+                return False
+            if not wait:
+                self.requested = True
         if wait:
             self.adopt() if action == "adopt" else self.build_now()
-        elif self.auto and self.thread is not None:
-            with self.cond:
-                self.cond.notify()
         else:
-            t = threading.Thread(target=self._do, args=(action,), daemon=True)
-            self.oneshots = [o for o in self.oneshots if o.is_alive()] + [t]
-            t.start()
+            self.scheduler.wake()
         return True
 
     def wait_idle(self, timeout: float) -> bool:
@@ -237,9 +367,10 @@ class Builder:
             now = time.monotonic()
             with self.lock:
                 action, _ = self._plan(now)
-                due_later = (self.pending > 0 and self.index._store.live
-                             > self.index.exact_threshold and now >= self.retry_at)
-                busy = (self.building or any(t.is_alive() for t in self.oneshots)
+                live = self.index.live_set()[0]
+                due_later = (self.pending > 0 and live > self.index.exact_threshold
+                             and now >= self.retry_at)
+                busy = (self.building or (self.requested and not self.closed)
                         or (self.auto and not self.closed and (action is not None or due_later)))
             if not busy:
                 return True
@@ -248,9 +379,9 @@ class Builder:
             time.sleep(0.005)
 
     def close(self, timeout: float) -> None:
-        with self.cond:
+        """Leave the scheduler; a build of this index already running is let finish."""
+        with self.lock:
             self.closed = True
-            self.cond.notify_all()
-        for t in [self.thread, *self.oneshots]:
-            if t is not None and t is not threading.current_thread():
-                t.join(timeout)
+        self.scheduler.unregister(self)
+        if not self.scheduler.in_thread() and self.build_lock.acquire(timeout=timeout):
+            self.build_lock.release()

@@ -14,8 +14,15 @@
   store generation over the examples' properties (cached), searches exactly when at most
   ``exact_threshold`` examples pass, and otherwise over-fetches from Annoy by the inverse
   pass rate and filters, with the same exact fallback.
-* Builds run in a background thread (see :mod:`app.index.builder`); each writes a new
+* Both metrics from one store: rows are the raw vectors (with their norms). The Annoy
+  forest is built for the index's ``metric``; ``search(..., metric=other)`` (or the view
+  :meth:`LiveIndex.as_metric`) searches the same examples exactly in the other metric, so
+  a worker keeps each example once whatever distance its classifiers use.
+* Builds run on a :class:`~app.index.builder.BuildScheduler` thread shared by every
+  index given the same scheduler (an index given none owns one); each writes a new
   versioned file (:mod:`app.index.files`), mmaps it and swaps it in under the lock.
+* A query of the wrong dimension raises :class:`DimensionError` before anything is read
+  or counted: the caller can isolate it and the index is unchanged.
 * Restart: the index file is a cache of the Faust table. On open, the newest snapshot's
   sidecar is read; when the re-upserted examples reach exactly that set (same ids and
   vectors: an incremental set hash), the file is adopted with no rebuild. If the set
@@ -27,6 +34,9 @@ True
 True
 >>> ix.search([[0.9, 0.1]], k=1).ids
 [['a']]
+>>> ix.as_metric("euclidean").search([[0.9, 0.1]], k=1).distances[0].round(4).tolist()
+[0.1414]
+>>> ix.close()
 """
 from __future__ import annotations
 
@@ -42,14 +52,14 @@ import numpy as np
 from annoy import AnnoyIndex
 
 from app.core.filters import Predicate
-from app.core.knn import Neighbours, check_metric, exact_search, normalize, pair_distances
+from app.core.knn import Neighbours, check_metric, exact_search, pair_distances
 from app.index import files
-from app.index.builder import Builder
+from app.index.builder import Builder, BuildScheduler, Capture
 from app.index.store import DimensionError, VectorStore
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DimensionError", "IndexSettings", "LiveIndex"]
+__all__ = ["DimensionError", "IndexSettings", "LiveIndex", "MetricView"]
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,7 @@ class _View:
     """What one search reads; captured under the lock, then used without it."""
 
     vecs: np.ndarray
+    norms: np.ndarray
     n: int
     alive: np.ndarray
     ids: list[str]
@@ -104,14 +115,15 @@ class LiveIndex:
                  data_dir: Path | str | None = None, name: str = "index", *,
                  fetch_factor: int = 10, rebuild_after_changes: int = 1000,
                  rebuild_quiet_seconds: float = 2.0, build_jobs: int = 1,
-                 auto_build: bool = True, compact_min_dead: int = 1024) -> None:
+                 auto_build: bool = True, compact_min_dead: int = 1024,
+                 scheduler: BuildScheduler | None = None) -> None:
         check_metric(metric)
         self.dim, self.metric, self.name = int(dim), metric, name
         self.exact_threshold, self.n_trees, self.search_k = exact_threshold, n_trees, search_k
         self.fetch_factor, self.build_jobs = max(1, fetch_factor), build_jobs
         self.compact_min_dead = compact_min_dead
         self.data_dir = Path(data_dir) if data_dir is not None else None
-        self._store = VectorStore(self.dim, unit_rows=metric == "cosine")
+        self._store = VectorStore(self.dim)
         self._lock = threading.Lock()
         self._built: _Built | None = None
         self._version = 0
@@ -119,15 +131,21 @@ class LiveIndex:
         self._mask_cache: tuple[Predicate, int, np.ndarray] | None = None
         # Queries served per path, for metrics; plain ints (may undercount under threads).
         self.counters = {"exact": 0, "annoy": 0, "fallback": 0}
-        self._builder = Builder(self, self._lock, rebuild_after_changes,
+        self._views: dict[str, MetricView] = {}
+        # Alone (tests, benchmarks) an index owns its scheduler; in a worker the
+        # IndexManager passes one shared by all its indexes.
+        self._own_scheduler = scheduler is None
+        self._scheduler = scheduler or BuildScheduler(f"index-build-{name}")
+        self._builder = Builder(self, self._lock, self._scheduler, rebuild_after_changes,
                                 rebuild_quiet_seconds, auto_build)
         if self.data_dir is not None:
             self._version = self._builder.open_dir(self.data_dir)
 
     @classmethod
     def from_settings(cls, dim: int, settings: IndexSettings,
-                      data_dir: Path | str | None = None, name: str = "index") -> LiveIndex:
-        return cls(dim, data_dir=data_dir, name=name, **asdict(settings))
+                      data_dir: Path | str | None = None, name: str = "index", *,
+                      scheduler: BuildScheduler | None = None) -> LiveIndex:
+        return cls(dim, data_dir=data_dir, name=name, scheduler=scheduler, **asdict(settings))
 
     # -- state -------------------------------------------------------------------------
     @property
@@ -186,7 +204,7 @@ class LiveIndex:
         self._generation += 1
         if not self._builder.building:
             self._maybe_compact()
-        self._builder.on_change(self._store)
+        self._builder.on_change()
 
     def _maybe_compact(self) -> None:  # lock held, no build in flight
         st = self._store
@@ -200,31 +218,44 @@ class LiveIndex:
             self._built = replace(b, item_rows=rows, base_end=base_end)
         self._generation += 1
 
-    # -- builds (called by the builder thread) --------------------------------------------
-    def _capture(self) -> tuple[np.ndarray, np.ndarray, list[str], int, int]:
-        """Lock held: rows to build from, plus what ``_install`` needs to swap them in."""
+    # -- builds: the Buildable interface of app.index.builder ------------------------------
+    def snapshot_meta(self) -> dict[str, Any]:
+        return {"dim": self.dim, "metric": self.metric, "n_trees": self.n_trees}
+
+    def live_set(self) -> tuple[int, int]:  # lock held
+        return self._store.live, self._store.set_hash
+
+    def capture(self) -> Capture:  # lock held
         st = self._store
-        rows = np.flatnonzero(st.alive[: st.n])
-        return rows, st.vecs, st.ids, st.n, st.set_hash
+        return Capture(np.flatnonzero(st.alive[: st.n]), st.vecs, st.ids, st.n, st.set_hash)
+
+    def make_forest(self, capture: Capture) -> AnnoyIndex:
+        return self._make_forest(capture.rows, capture.vecs)
 
     def _make_forest(self, rows: np.ndarray, vecs: np.ndarray) -> AnnoyIndex:
+        # Raw rows also for cosine: Annoy's angular metric normalises by itself.
         forest = AnnoyIndex(self.dim, files.annoy_metric(self.metric))
         for i, r in enumerate(rows.tolist()):
             forest.add_item(i, vecs[r])  # rows < n never change: no lock needed
         forest.build(self.n_trees, n_jobs=self.build_jobs)  # releases the GIL
         return forest
 
-    def _install(self, version: int, forest: AnnoyIndex, rows: np.ndarray, base_end: int,
-                 snap: files.Snapshot | None) -> None:  # lock held
-        self._built = _Built(version, forest, rows.astype(np.int64), base_end, snap)
+    def locate(self, ids: list[str]) -> tuple[np.ndarray, int]:  # lock held
+        st = self._store
+        return np.fromiter((st.row_of[i] for i in ids), np.int64, len(ids)), st.n
+
+    def install(self, version: int, forest: AnnoyIndex, rows: np.ndarray, end: int,
+                snap: files.Snapshot | None) -> None:  # lock held, no build in flight
+        self._built = _Built(version, forest, rows.astype(np.int64), end, snap)
         self._version = version
         self._generation += 1
+        self._maybe_compact()
 
     # -- reads (any thread) --------------------------------------------------------------
     def _view(self) -> _View:
         with self._lock:
             st = self._store
-            return _View(st.vecs, st.n, st.alive[: st.n].copy(), st.ids, st.labels,
+            return _View(st.vecs, st.norms, st.n, st.alive[: st.n].copy(), st.ids, st.labels,
                          st.props, self._built, self._version, self._generation, st.live)
 
     def _queries(self, queries: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
@@ -234,7 +265,7 @@ class LiveIndex:
             raise DimensionError(self.dim, int(q.shape[-1]) if q.ndim else 0, self.name)
         if not np.isfinite(q).all():
             raise ValueError(f"{self.name}: query vectors must be finite")
-        return normalize(q) if self.metric == "cosine" else q
+        return q
 
     def _filter_mask(self, v: _View, where_fn: Predicate) -> np.ndarray:
         cache = self._mask_cache
@@ -249,9 +280,12 @@ class LiveIndex:
         return mask
 
     def search(self, queries: np.ndarray | Sequence[Sequence[float]], k: int,
-               where_fn: Predicate | None = None) -> Neighbours:
-        """The ``k`` nearest live examples of each query (passing ``where_fn`` if given)."""
-        q = self._queries(queries)
+               where_fn: Predicate | None = None, *, metric: str | None = None) -> Neighbours:
+        """The ``k`` nearest live examples of each query (passing ``where_fn`` if given),
+        in ``metric`` (default the index's; another one is always searched exactly)."""
+        metric = self.metric if metric is None else metric
+        check_metric(metric)
+        q = self._queries(queries)  # raises before any state is read or counted
         v = self._view()
         rows: list[np.ndarray] = [np.zeros(0, np.int64)] * q.shape[0]
         dists: list[np.ndarray] = [np.zeros(0)] * q.shape[0]
@@ -259,8 +293,9 @@ class LiveIndex:
         n_ok = int(mask.sum())
         if q.shape[0] and k >= 1 and n_ok:
             b = v.built
-            if b is None or v.live <= self.exact_threshold or n_ok <= self.exact_threshold:
-                rows, dists = self._exact(q, v, mask, k)
+            if (b is None or metric != self.metric or v.live <= self.exact_threshold
+                    or n_ok <= self.exact_threshold):
+                rows, dists = self._exact(q, v, mask, k, metric)
                 self.counters["exact"] += q.shape[0]
             else:
                 rows, dists = self._approx(q, v, mask, k, b)
@@ -268,13 +303,13 @@ class LiveIndex:
                           [[v.labels[r] for r in rr.tolist()] for rr in rows],
                           dists, v.version)
 
-    def _exact(self, q: np.ndarray, v: _View, mask: np.ndarray,
-               k: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def _exact(self, q: np.ndarray, v: _View, mask: np.ndarray, k: int,
+               metric: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
         sel = np.flatnonzero(mask)
         dense = sel.size == v.n  # no holes: search the array in place, no gather copy
         base = v.vecs[: v.n] if dense else v.vecs[sel]
-        idx, dist = exact_search(q, base, k, self.metric, normalized=True,
-                                 out_dtype=np.float64)
+        norms = v.norms[: v.n] if dense else v.norms[sel]
+        idx, dist = exact_search(q, base, k, metric, base_norms=norms, out_dtype=np.float64)
         rows = idx if dense else sel[idx]
         return list(rows), list(dist)
 
@@ -286,7 +321,7 @@ class LiveIndex:
         n_items, n_usable = item_rows.size, int(usable.sum())
         if n_usable <= self.exact_threshold:  # snapshot mostly stale/filtered: not worth it
             self.counters["exact"] += q.shape[0]
-            return self._exact(q, v, mask, k)
+            return self._exact(q, v, mask, k, self.metric)
         want = min(k, n_usable)
         # Over-fetch by the inverse share of usable items so ~fetch_factor*k survive.
         fetch = min(n_items, math.ceil(k * self.fetch_factor * n_items / max(n_usable, 1)))
@@ -294,7 +329,7 @@ class LiveIndex:
         overlay = np.flatnonzero(mask[b.base_end:]) + b.base_end
         if overlay.size:
             o_idx, o_dist = exact_search(q, v.vecs[overlay], k, self.metric,
-                                         normalized=True, out_dtype=np.float64)
+                                         base_norms=v.norms[overlay], out_dtype=np.float64)
             o_rows = overlay[o_idx]
         rows: list[np.ndarray] = []
         dists: list[np.ndarray] = []
@@ -308,7 +343,7 @@ class LiveIndex:
                 dists.append(np.zeros(0))
                 continue
             cand = item_rows[items]
-            d = pair_distances(q[i: i + 1], v.vecs[cand][None], self.metric, normalized=True)[0]
+            d = pair_distances(q[i: i + 1], v.vecs[cand][None], self.metric)[0]
             if overlay.size:
                 cand, d = np.concatenate([cand, o_rows[i]]), np.concatenate([d, o_dist[i]])
             order = np.lexsort((cand, d))[:k]  # by distance, then row (as the exact path)
@@ -317,7 +352,7 @@ class LiveIndex:
         self.counters["annoy"] += q.shape[0] - len(fallback)
         self.counters["fallback"] += len(fallback)
         if fallback:
-            f_rows, f_dists = self._exact(q[fallback], v, mask, k)
+            f_rows, f_dists = self._exact(q[fallback], v, mask, k, self.metric)
             for j, i in enumerate(fallback):
                 rows[i], dists[i] = f_rows[j], f_dists[j]
         return rows, dists
@@ -335,6 +370,39 @@ class LiveIndex:
         """Block until no build is due or running (tests, benchmarks, shutdown)."""
         return self._builder.wait_idle(timeout)
 
+    def as_metric(self, metric: str) -> LiveIndex | MetricView:
+        """This index searched in ``metric``: itself, or an exact view over the same store."""
+        check_metric(metric)
+        if metric == self.metric:
+            return self
+        view = self._views.get(metric)
+        if view is None:
+            view = self._views[metric] = MetricView(self, metric)
+        return view
+
     def close(self, timeout: float = 30.0) -> None:
-        """Stop the builder thread (a running Annoy build is let finish)."""
+        """Stop building this index (a running Annoy build is let finish); an index that
+        owns its scheduler also stops and joins the scheduler's thread."""
         self._builder.close(timeout)
+        if self._own_scheduler:
+            self._scheduler.close(timeout)
+
+
+class MetricView:
+    """A :class:`LiveIndex` searched in another metric (always exactly): a
+    ``NeighbourSource`` for the classifiers that use that distance."""
+
+    def __init__(self, index: LiveIndex, metric: str) -> None:
+        self.index, self.metric = index, metric
+
+    def search(self, queries: np.ndarray | Sequence[Sequence[float]], k: int,
+               where_fn: Predicate | None = None) -> Neighbours:
+        return self.index.search(queries, k, where_fn, metric=self.metric)
+
+    @property
+    def version(self) -> int:
+        return self.index.version
+
+    @property
+    def size(self) -> int:
+        return self.index.size

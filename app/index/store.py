@@ -1,5 +1,10 @@
 """Append-only example store: rows are written once and never changed.
 
+One store serves both metrics: rows are the RAW vectors (euclidean needs their length),
+stored once, with each row's L2 norm beside them (``norms``), from which cosine ranks
+without a normalised copy (see ``exact_search(base_norms=...)``); Annoy's angular metric
+normalises on its own.
+
 Why append-only: searches run in worker threads while upserts arrive on the event loop
 thread. If a row never changes after it is written, a reader that captured ``(vecs, n)``
 and a copy of the ``alive`` flags under a short lock can scan rows ``< n`` without any
@@ -15,10 +20,10 @@ vectors have the same hash, which is how a saved Annoy file is recognised as reu
 Not thread-safe on its own: :class:`app.index.live.LiveIndex` serialises writers.
 
 >>> s = VectorStore(2)
->>> s.put("a", s.prepare([1.0, 0.0]), "x", {}), s.put("a", s.prepare([1.0, 0.0]), "x", {})
+>>> s.put("a", s.prepare([3.0, 4.0]), "x", {}), s.put("a", s.prepare([3.0, 4.0]), "x", {})
 (True, False)
->>> s.live, s.n
-(1, 1)
+>>> s.live, s.n, s.vecs[0].tolist(), s.norms[0].item()
+(1, 1, [3.0, 4.0], 5.0)
 """
 from __future__ import annotations
 
@@ -51,13 +56,13 @@ def example_digest(example_id: str, vector: np.ndarray) -> int:
 class VectorStore:
     """Rows of (id, float32 vector, label, properties); see the module docstring."""
 
-    def __init__(self, dim: int, *, unit_rows: bool = False, capacity: int = 64) -> None:
+    def __init__(self, dim: int, *, capacity: int = 64) -> None:
         if dim < 1:
             raise ValueError(f"dimension must be >= 1, got {dim}")
         self.dim = int(dim)
-        self.unit_rows = unit_rows  # cosine: rows stored normalised, once, at upsert
         cap = max(1, capacity)
         self.vecs = np.zeros((cap, self.dim), dtype=np.float32)
+        self.norms = np.zeros(cap, dtype=np.float32)
         self.alive = np.zeros(cap, dtype=bool)
         self.n = 0
         self.ids: list[str] = []
@@ -82,29 +87,27 @@ class VectorStore:
             raise DimensionError(self.dim, int(v.shape[0]), where)
         if not np.isfinite(v).all():
             raise ValueError(f"vector{' for ' + where if where else ''} has NaN or inf values")
-        if self.unit_rows:
-            norm = float(np.linalg.norm(v))
-            v = v / norm if norm > 0 else v
-        return v.astype(np.float32, copy=False)
+        return v
 
     def put(self, example_id: str, row: np.ndarray, label: str,
             props: Mapping[str, Any]) -> bool:
         """Insert or replace; returns False (and does nothing) when nothing changed."""
         old = self.row_of.get(example_id)
-        if old is not None:
-            if (self.labels[old] == label and self.props[old] == props
-                    and np.array_equal(self.vecs[old], row)):
-                return False  # redelivered training event: keep the index clean
-            self._kill(example_id, old)
+        if old is not None and (self.labels[old] == label and self.props[old] == props
+                                and np.array_equal(self.vecs[old], row)):
+            return False  # redelivered training event: keep the index clean
+        digest = example_digest(example_id, row)
         if self.n == self.vecs.shape[0]:
-            self._grow()
+            self._grow()  # before the kill: a failed allocation leaves the old row alive
+        if old is not None:
+            self._kill(example_id, old)
         r = self.n
         self.vecs[r] = row
+        self.norms[r] = np.linalg.norm(row)
         self.alive[r] = True
         self.ids.append(example_id)
         self.labels.append(label)
         self.props.append(props)
-        digest = example_digest(example_id, row)
         self.digests.append(digest)
         self.set_hash ^= digest
         self.row_of[example_id] = r
@@ -128,9 +131,11 @@ class VectorStore:
         cap = 2 * self.vecs.shape[0]
         vecs = np.zeros((cap, self.dim), dtype=np.float32)
         vecs[: self.n] = self.vecs[: self.n]
+        norms = np.zeros(cap, dtype=np.float32)
+        norms[: self.n] = self.norms[: self.n]
         alive = np.zeros(cap, dtype=bool)
         alive[: self.n] = self.alive[: self.n]
-        self.vecs, self.alive = vecs, alive
+        self.vecs, self.norms, self.alive = vecs, norms, alive
 
     def compact(self) -> np.ndarray:
         """Drop dead rows into fresh containers; returns ``remap[old_row] -> new_row | -1``."""
@@ -140,6 +145,8 @@ class VectorStore:
         cap = max(64, 2 * keep.size)
         vecs = np.zeros((cap, self.dim), dtype=np.float32)
         vecs[: keep.size] = self.vecs[keep]
+        norms = np.zeros(cap, dtype=np.float32)
+        norms[: keep.size] = self.norms[keep]
         alive = np.zeros(cap, dtype=bool)
         alive[: keep.size] = True
         rows = keep.tolist()
@@ -148,5 +155,5 @@ class VectorStore:
         self.props = [self.props[r] for r in rows]
         self.digests = [self.digests[r] for r in rows]
         self.row_of = {i: r for r, i in enumerate(self.ids)}
-        self.vecs, self.alive, self.n = vecs, alive, keep.size
+        self.vecs, self.norms, self.alive, self.n = vecs, norms, alive, keep.size
         return remap
