@@ -8,7 +8,7 @@ TEST_PORT ?= 19092
 TEST_ENV  := LABELSTREAM_KAFKA_PORT=$(TEST_PORT) LABELSTREAM_BROKER=kafka://127.0.0.1:$(TEST_PORT)
 PYTEST_ARGS ?=
 
-.PHONY: install demo test unit kafka-start kafka-stop bench topics clean
+.PHONY: install demo test typecheck unit kafka-start kafka-stop bench topics clean
 
 $(STAMP): pyproject.toml Makefile  # the install line below is part of what is installed
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,11 +23,16 @@ demo: install
 	$(BIN)/labelstream demo
 
 ## Run the whole test suite against a real local broker, stopped even when tests fail.
-test: install
+## Type-checks first: a mypy error fails it before any broker starts.
+test: typecheck
 	@$(TEST_ENV) scripts/kafka reset >/dev/null
 	@$(TEST_ENV) scripts/kafka start
 	@$(TEST_ENV) $(BIN)/python -m pytest -q $(PYTEST_ARGS); rc=$$?; \
 	  $(TEST_ENV) scripts/kafka stop; exit $$rc
+
+## Type-check app/ with the pinned mypy ([tool.mypy] in pyproject.toml).
+typecheck: install
+	$(BIN)/mypy
 
 ## Unit tests only (no broker).
 unit: install

@@ -102,6 +102,7 @@ def _rank_matrix(qs: np.ndarray, base: np.ndarray, base_sq: np.ndarray | None,
     if metric == "cosine":
         return -prod if inv_norms is None else -(prod * inv_norms[None, :])
     # ||q - x||^2 up to the per-row constant ||q||^2, which does not change a row's ranking.
+    assert base_sq is not None, "euclidean ranking needs the base rows' squared norms"
     return base_sq[None, :] - 2.0 * prod
 
 

@@ -149,6 +149,7 @@ def _segment_scores(
         for i in conv_rows.tolist():
             m = rx.search(seg.texts[i]) if seg.texts[i] else None
             if m is not None:
+                assert m.lastindex is not None  # every alternative is a group: a match sets one
                 scores[i, c], prompt_idx[i, c] = 100.0, m.lastindex - 1
     return scores, prompt_idx
 

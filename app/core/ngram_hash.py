@@ -168,9 +168,8 @@ class Text:
         >>> t.text, wid.tolist(), wlen.tolist()
         (' go go now ', [0, 0, 1], [2, 3])
         """
-        ids: dict[str, int] = dict.fromkeys(words)  # distinct words, first occurrence first
-        for i, w in enumerate(ids):
-            ids[w] = i
+        # distinct words, numbered by first occurrence
+        ids = {w: i for i, w in enumerate(dict.fromkeys(words))}
         wid = np.fromiter(map(ids.__getitem__, words), dtype=np.int64, count=len(words))
         wlen = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
         return Text(f" {' '.join(words)} " if words else ""), wid, wlen

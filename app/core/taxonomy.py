@@ -210,7 +210,7 @@ def compile_taxonomy(
     texts: list[str] = []
     rows: list[np.ndarray | None] = []
     prompt_class: list[int] = []
-    for c in leaf_classes:
+    for c in leaf_classes.tolist():
         cls = classes[c]
         for k, text in enumerate(cls.prompts):
             texts.append(text)

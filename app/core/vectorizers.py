@@ -83,7 +83,10 @@ class Vectorizer(Protocol):
     """Anything with ``name``, ``dim`` and ``encode(texts) -> (n, dim)`` L2-normalised float32."""
 
     name: str
-    dim: int | None
+
+    # Read-only (a property), so an implementation may declare it narrower: ``dim: int``.
+    @property
+    def dim(self) -> int | None: ...
 
     def encode(self, texts: list[str]) -> np.ndarray: ...
 

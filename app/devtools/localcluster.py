@@ -35,6 +35,7 @@ from app.devtools.localkafka import (
     Broker,
     KafkaError,
     check_ports_free,
+    fetch,
     fetch_jars,
     format_storage,
     spawn,
@@ -247,10 +248,12 @@ def main(c: Cluster, cmd: str, args: list[str]) -> int:
             "start": lambda: start(c), "stop": lambda: stop_all(c), "status": lambda: status(c),
             "wait": lambda: wait_all(c), "reset": lambda: reset(c), "logs": lambda: logs(c, n),
             "env": lambda: "\n".join(f"{k}={v}" for k, v in c.env().items()),
-            "fetch": lambda: (fetch_jars(c.nodes[0]), f"jars in {c.nodes[0].jars}")[1],
-            "start-node": lambda: start_node(c, n), "stop-node": lambda: stop_node(c, n, kill="--kill" in args),
+            "fetch": lambda: fetch(c.nodes[0]),
         }
-        if cmd not in actions or (cmd.endswith("-node") and n is None):
+        if n is not None:  # the -node commands need a node number: without one, usage
+            actions |= {"start-node": lambda: start_node(c, n),
+                        "stop-node": lambda: stop_node(c, n, kill="--kill" in args)}
+        if cmd not in actions:
             raise ValueError
     except ValueError:
         print(USAGE, file=sys.stderr)
@@ -275,6 +278,7 @@ def timed_start(c: Cluster, timeout: float = 120.0) -> float:
 def for_tests(port: int, home: Path | None = None) -> Cluster:
     """A 3-node cluster on ``port``.. (controllers from ``port + 3``), sharing the dev jars folder."""
     base = Cluster.from_env(3)
+    assert base is not None  # 3 nodes: a cluster, never the single-node None
     return replace(base, home=home or base.home, port=port, controller_port=port + 3)
 
 

@@ -135,6 +135,12 @@ POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
 """
 
 
+def fetch(b: Broker) -> str:
+    """``kafka fetch``: fetch the jars, then say where they are."""
+    fetch_jars(b)
+    return f"jars in {b.jars}"
+
+
 def fetch_jars(b: Broker) -> None:
     """Resolve the broker's runtime classpath with Maven (cached in ~/.m2 afterwards)."""
     marker = b.jars / ".complete"
@@ -394,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     cmd = argv[0] if argv else "status"
     b = Broker.from_env()
     actions = {"start": start, "stop": stop, "status": status, "wait": wait, "logs": logs,
-               "reset": reset, "env": lambda b: f"LABELSTREAM_BROKER={b.url}", "fetch": lambda b: (fetch_jars(b), f"jars in {b.jars}")[1]}
+               "reset": reset, "env": lambda b: f"LABELSTREAM_BROKER={b.url}", "fetch": fetch}
     if cmd not in actions:
         print(f"usage: kafka {{{'|'.join(actions)}}}", file=sys.stderr)
         return 2

@@ -40,6 +40,10 @@ class WorkerProcess:
                                      start_new_session=True)
         return self
 
+    def _started(self) -> subprocess.Popen:
+        assert self.proc is not None, "start() the worker first"
+        return self.proc
+
     @property
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -60,7 +64,7 @@ class WorkerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.alive:
-                raise RuntimeError(f"worker exited with code {self.proc.returncode}: see {self.log_path}\n{self.tail()}")
+                raise RuntimeError(f"worker exited with code {self._started().returncode}: see {self.log_path}\n{self.tail()}")
             h = self.health()
             if h and h.get("ready") and h.get("training_records_applied", 0) >= min_training:
                 return h
@@ -76,14 +80,15 @@ class WorkerProcess:
     def stop(self, timeout: float = 30.0) -> int | None:
         if not self.alive:
             return self.proc.returncode if self.proc else None
-        self.proc.send_signal(signal.SIGTERM)
+        proc = self._started()  # alive implies started
+        proc.send_signal(signal.SIGTERM)
         try:
-            return self.proc.wait(timeout)
+            return proc.wait(timeout)
         except subprocess.TimeoutExpired:
             return self.kill()
 
     def kill(self) -> int | None:
         """kill -9 the worker (the crash a fault test wants)."""
         if self.alive:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            os.killpg(self._started().pid, signal.SIGKILL)
         return self.proc.wait(10) if self.proc else None

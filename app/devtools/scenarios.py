@@ -97,6 +97,7 @@ class Ledger:
         return self
 
     async def __aexit__(self, *exc) -> None:
+        assert self._task is not None, "set by __aenter__"
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task

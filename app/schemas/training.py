@@ -158,8 +158,7 @@ class TaxonomyRecord(Taxonomy):
 
 
 TrainingRecord = Annotated[Union[Example, ClassifierDef, TaxonomyRecord], Field(discriminator="record")]
-# mypy cannot take an Annotated union as a type argument; pydantic can
-_adapter: TypeAdapter[Example | ClassifierDef | TaxonomyRecord] = TypeAdapter(TrainingRecord)  # type: ignore[arg-type]
+_adapter: TypeAdapter[Example | ClassifierDef | TaxonomyRecord] = TypeAdapter(TrainingRecord)
 
 
 def parse_training(data: Any) -> Example | ClassifierDef | TaxonomyRecord:
