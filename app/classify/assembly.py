@@ -125,7 +125,7 @@ def add_chunk(ev: MediaEvent, key: bytes | None, source: Source, read: Read, *, 
     part, seq = source.partition, ev.chunk.seq
     index_key = colocated([ev.media_id], part, partitions)
     stored = read(index_key)
-    state = orjson.loads(stored) if stored is not None else {"chunks": {}, "bytes": 0}
+    state: dict[str, Any] = orjson.loads(stored) if stored is not None else {"chunks": {}, "bytes": 0}
     if source.offset <= state.get("done", -1):
         return Step()
     if "chunks" not in state:  # a new assembly; the marker stays for replays of older offsets

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 import numpy as np
 
@@ -61,9 +61,11 @@ def cosine_distance(cos: float) -> float:
     return min(1.0, max(0.0, (1.0 - cos) / 2.0))
 
 
-def check_metric(metric: str) -> None:
-    if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r}; expected one of {METRICS}")
+def check_metric(metric: str) -> Metric:
+    """``metric`` as a :data:`Metric`, or ``ValueError``."""
+    if metric in METRICS:
+        return cast(Metric, metric)
+    raise ValueError(f"unknown metric {metric!r}; expected one of {METRICS}")
 
 
 def normalize(x: np.ndarray) -> np.ndarray:
@@ -154,7 +156,7 @@ def exact_search(queries: np.ndarray, base: np.ndarray, k: int, metric: Metric,
     norms = None if base_norms is None else np.asarray(base_norms, dtype=np.float32)
     raw_cos = metric == "cosine" and not normalized and norms is not None
     inv_norms = None
-    if raw_cos:  # zero rows get 1/|x| = 0: cosine 0, as normalize() treats them
+    if raw_cos and norms is not None:  # zero rows get 1/|x| = 0: cosine 0, as normalize() treats them
         inv_norms = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
         q = normalize(q)
     elif metric == "cosine" and not normalized:

@@ -26,18 +26,20 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from annoy import AnnoyIndex
+
+from app.core.knn import Metric
 
 __all__ = ["Snapshot", "annoy_metric", "latest", "list_snapshots", "load_annoy",
            "read_sidecar", "remove_stale", "safe_name", "write_snapshot"]
 
 
-def annoy_metric(metric: str) -> str:
+def annoy_metric(metric: Metric) -> Literal["angular", "euclidean"]:
     # Cosine rows are stored unit-length; Annoy's angular distance is sqrt(2 (1 - cos)).
-    return {"cosine": "angular", "euclidean": "euclidean"}[metric]
+    return "angular" if metric == "cosine" else "euclidean"
 
 
 def safe_name(name: str) -> str:
@@ -64,7 +66,8 @@ def list_snapshots(data_dir: Path, name: str) -> list[Snapshot]:
     """Complete (both files present) snapshots of ``name``, oldest first."""
     if not data_dir.is_dir():
         return []
-    pat, found = _pattern(name), {}
+    pat = _pattern(name)
+    found: dict[int, set[str]] = {}
     for p in data_dir.iterdir():
         m = pat.match(p.name)
         if m and not m.group(3):
@@ -136,7 +139,7 @@ def read_sidecar(path: Path) -> tuple[list[str], int, dict[str, Any]]:
     return ids, int(info["set_hash"], 16), info
 
 
-def load_annoy(path: Path, dim: int, metric: str) -> AnnoyIndex:
+def load_annoy(path: Path, dim: int, metric: Metric) -> AnnoyIndex:
     forest = AnnoyIndex(dim, annoy_metric(metric))
     forest.load(str(path))  # mmap: cheap, shared with the page cache
     return forest

@@ -24,7 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.core.knn import check_metric
+from app.core.knn import Metric, check_metric
 from app.index.live import IndexSettings, LiveIndex, MetricView
 from app.index.manager import Example, IndexManager, Key
 
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["KnnIndexes"]
 
 # The metric the Annoy forests are built for; the other one is served exactly.
-ANNOY_METRIC = "cosine"
+ANNOY_METRIC: Metric = "cosine"
 
 
 class KnnIndexes:

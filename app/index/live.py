@@ -52,7 +52,7 @@ import numpy as np
 from annoy import AnnoyIndex
 
 from app.core.filters import Predicate
-from app.core.knn import Neighbours, check_metric, exact_search, pair_distances
+from app.core.knn import Metric, Neighbours, check_metric, exact_search, pair_distances
 from app.index import files
 from app.index.builder import Builder, BuildScheduler, Capture
 from app.index.store import DimensionError, VectorStore
@@ -66,7 +66,7 @@ __all__ = ["DimensionError", "IndexSettings", "LiveIndex", "MetricView"]
 class IndexSettings:
     """Knobs of a :class:`LiveIndex`; defaults reach recall@k >= 0.95 on bench/knn_accuracy."""
 
-    metric: str = "cosine"
+    metric: Metric = "cosine"
     exact_threshold: int = 2000
     n_trees: int = 32
     # Annoy's per-query budget of candidate items examined. Tuned on bench/knn_accuracy
@@ -110,7 +110,7 @@ class _View:
 class LiveIndex:
     """See the module docstring. Thread-safe: search from pools, upsert from the loop."""
 
-    def __init__(self, dim: int, metric: str = "cosine", exact_threshold: int = 2000,
+    def __init__(self, dim: int, metric: Metric = "cosine", exact_threshold: int = 2000,
                  n_trees: int = 32, search_k: int | None = 10_000,
                  data_dir: Path | str | None = None, name: str = "index", *,
                  fetch_factor: int = 10, rebuild_after_changes: int = 1000,
@@ -280,7 +280,7 @@ class LiveIndex:
         return mask
 
     def search(self, queries: np.ndarray | Sequence[Sequence[float]], k: int,
-               where_fn: Predicate | None = None, *, metric: str | None = None) -> Neighbours:
+               where_fn: Predicate | None = None, *, metric: Metric | None = None) -> Neighbours:
         """The ``k`` nearest live examples of each query (passing ``where_fn`` if given),
         in ``metric`` (default the index's; another one is always searched exactly)."""
         metric = self.metric if metric is None else metric
@@ -304,7 +304,7 @@ class LiveIndex:
                           dists, v.version)
 
     def _exact(self, q: np.ndarray, v: _View, mask: np.ndarray, k: int,
-               metric: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+               metric: Metric) -> tuple[list[np.ndarray], list[np.ndarray]]:
         sel = np.flatnonzero(mask)
         dense = sel.size == v.n  # no holes: search the array in place, no gather copy
         base = v.vecs[: v.n] if dense else v.vecs[sel]
@@ -372,7 +372,7 @@ class LiveIndex:
 
     def as_metric(self, metric: str) -> LiveIndex | MetricView:
         """This index searched in ``metric``: itself, or an exact view over the same store."""
-        check_metric(metric)
+        metric = check_metric(metric)
         if metric == self.metric:
             return self
         view = self._views.get(metric)
@@ -392,7 +392,7 @@ class MetricView:
     """A :class:`LiveIndex` searched in another metric (always exactly): a
     ``NeighbourSource`` for the classifiers that use that distance."""
 
-    def __init__(self, index: LiveIndex, metric: str) -> None:
+    def __init__(self, index: LiveIndex, metric: Metric) -> None:
         self.index, self.metric = index, metric
 
     def search(self, queries: np.ndarray | Sequence[Sequence[float]], k: int,

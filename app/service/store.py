@@ -23,6 +23,7 @@ SCHEME = "labelstream-rocksdb"
 
 class RocksDBStore(FaustRocksDB):
     def _set(self, key: bytes, value: bytes | None) -> None:
+        assert self.table.partitions is not None  # app/service/tables.py always sets them
         partition = partition_of(key, self.table.partitions)
         self._key_index[key] = partition
         self._db_for_partition(partition).put(key, value)

@@ -27,6 +27,7 @@ import logging
 from collections import defaultdict
 
 import faust
+from faust.types import TableT
 
 from app.classify.assembly import expire as expire_assembly
 from app.classify.assembly import partition_of
@@ -57,13 +58,15 @@ class Sweeper:
     async def sweep(self, now: int | None = None) -> dict[str, int]:
         """One tick: entries removed per table."""
         app = self.rt.app
-        if app.rebalancing or app.in_recovery or not app.tables.recovery.completed.is_set():
+        if app.rebalancing or app.in_recovery or not app.tables.recovery.completed.is_set():  # type: ignore[attr-defined]
             return {}
         now = now_ms() if now is None else now
         return {name: await self._sweep(name, now) for name in self.names}
 
     async def _sweep(self, name: str, now: int) -> int:
         table = self.rt.tables.by_name[name]
+        partitions = table.partitions
+        assert partitions is not None  # app/service/tables.py always sets them
         keys, pos = self.passes.get(name, ([], 0))
         if pos >= len(keys):
             keys, pos = await self._snapshot(name, table), 0
@@ -74,13 +77,13 @@ class Sweeper:
         seen, removed = self.first_seen[name], 0
         async with self.rt.tables.locks[name]:
             for key in batch:
-                if partition_of(key, table.partitions) not in active:
+                if partition_of(key, partitions) not in active:
                     continue
                 value = table.data.get(key)
                 if value is None:
                     seen.pop(key, None)
                     continue
-                exp = self._decide(name, key, value, now, table.partitions)
+                exp = self._decide(name, key, value, now, partitions)
                 if exp is None:
                     continue
                 seen.pop(key, None)
@@ -102,7 +105,7 @@ class Sweeper:
         writes = expire_plain(name, key, value, now=now, ttl=self.ttl[name], first_seen=self.first_seen[name])
         return Expiry(writes) if writes else None
 
-    async def _snapshot(self, name: str, table: faust.Table) -> list[bytes]:
+    async def _snapshot(self, name: str, table: TableT) -> list[bytes]:
         try:  # off the loop: a RocksDB table's keys are read from disk
             keys: list[bytes] = await asyncio.to_thread(lambda: list(table.data.keys()))
         except Exception as e:  # noqa: BLE001 - e.g. a rebalance closed a partition's database: next tick
