@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import orjson
 
-from app.classify.codec import Rejected, decode, internal_error
+from app.classify.codec import Rejected, check_depth, decode, internal_error
 from app.classify.outcome import Outcome, Record, TableWrite
 from app.classify.state import Classifier, ModelState, Snapshot
 from app.classify.zeroshot import run_zeroshot, taxonomy_vectorizer
@@ -66,6 +66,7 @@ def objects_step(state: ModelState, records: Sequence[Record]) -> list[Outcome]:
     for i, rec in enumerate(records):
         try:
             obj = decode(rec.value, ObjectEvent, state.settings.max_payload_bytes)
+            check_depth(obj.properties, "properties")
         except Rejected as r:
             outcomes[i].rejected = r
             continue
@@ -77,7 +78,10 @@ def objects_step(state: ModelState, records: Sequence[Record]) -> list[Outcome]:
     for i, item, out in zip(rows, items, classify_objects(state, items), strict=True):
         outcomes[i] = out
         if out.rejected is None and state.settings.store_objects:
-            out.writes.append(TableWrite(STORED_OBJECTS, item.event.id.encode(), stored(item, out.results)))
+            try:  # per item: a value that cannot be stored fails this object, not the batch
+                out.writes.append(TableWrite(STORED_OBJECTS, item.event.id.encode(), stored(item, out.results)))
+            except Exception as e:  # noqa: BLE001 - errors are data
+                out.fail(internal_error(e))
     return outcomes
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 import orjson
 from pydantic import ValidationError
 
-from app.classify.codec import Rejected, from_validation_error, internal_error, load_json
+from app.classify.codec import Rejected, check_depth, from_validation_error, internal_error, load_json
 from app.classify.outcome import Outcome, Record, TableWrite
 from app.core.filters import FilterError, compile_where
 from app.schemas.training import (CLASSIFIER_PREFIX, TAXONOMY_PREFIX, ClassifierDef, Example,
@@ -103,6 +103,7 @@ def _delete_key(data: dict) -> str:
 
 
 def _example(rec: Example, state: ModelState, view: BatchView) -> bytes:
+    check_depth(rec.properties, "properties")
     for prop, label in rec.labels.items():  # the index refuses empty names and labels: so do we
         if not prop or not label:
             raise Rejected("schema_violation", f"labels: {prop!r}: {label!r}: property names and labels must be "
