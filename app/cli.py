@@ -13,7 +13,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import typer
 
-from app.devtools import localkafka
+from app.devtools import localcluster, localkafka
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 topics_cli = typer.Typer(no_args_is_help=True, help="The topic catalog in topics/.")
@@ -36,7 +36,12 @@ def worker(loglevel: str = typer.Option(None, "--loglevel", "-l", help="debug|in
         asyncio.run(ensure_topics(settings))
     except BrokerUnavailable as e:
         fail(str(e))
-    from app.service.worker import app
+    from app.service.faustfix import UnsupportedVersion
+
+    try:
+        from app.service.worker import app
+    except UnsupportedVersion as e:
+        fail(str(e))
 
     sys.argv = ["labelstream", "worker", "-l", loglevel or settings.log_level]
     app.main()
@@ -45,7 +50,7 @@ def worker(loglevel: str = typer.Option(None, "--loglevel", "-l", help="debug|in
 @cli.command(context_settings={"allow_extra_args": True})
 def kafka(action: str = typer.Argument("status", help="start | stop | status | wait | logs | env | fetch")) -> None:
     """Manage the local single-node Kafka broker (jars from Maven Central, data under var/kafka)."""
-    raise typer.Exit(localkafka.main([action]))
+    raise typer.Exit(localcluster.cli([action]))
 
 
 @topics_cli.command("export")

@@ -22,6 +22,11 @@ class Settings(BaseSettings):
     broker: str = "kafka://127.0.0.1:9092"
     topic_prefix: str = "labelstream."
     topic_partitions: int | None = Field(None, ge=1, description="overrides the catalog's partition counts")
+    # Replicas of every topic the service creates (catalog topics, table changelogs) and how many
+    # must have a write before acks=all succeeds: 1/1 on the single dev broker, 3/2 on a
+    # cluster (one broker may fail without losing a write or stopping producers).
+    replication_factor: int = Field(1, ge=1)
+    min_insync_replicas: int = Field(1, ge=1)
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
     # exactly_once fails the fault tests with the pinned faust-streaming (bench/RESULTS.md, Reliability)
     allow_unsafe_exactly_once: bool = False
@@ -46,6 +51,12 @@ class Settings(BaseSettings):
     max_vector_dim: int = 4096
     max_segments: int = 20_000
     max_prompts: int = 1_000
+    # bounded work per record: where-filters (nesting, operands, nodes, Like pattern) and text to embed
+    max_filter_depth: int = Field(32, ge=1, le=100)  # compiling recurses: 100 stays far from Python's limit
+    max_filter_operands: int = Field(256, ge=1)
+    max_filter_nodes: int = Field(1_000, ge=1)
+    max_like_pattern: int = Field(256, ge=1)
+    max_text_chars: int = Field(100_000, ge=1)
 
     # stored objects (the latest version of each object and its labels, for jobs over stored items)
     store_objects: bool = True
@@ -68,6 +79,27 @@ class Settings(BaseSettings):
                 "bench/RESULTS.md, Reliability). Use at_least_once: results are idempotent, dedupe on result_id. "
                 "LABELSTREAM_ALLOW_UNSAFE_EXACTLY_ONCE=1 runs it anyway.")
         return self
+
+    @model_validator(mode="after")
+    def _insync_fits(self) -> "Settings":
+        """More in-sync replicas than replicas would refuse every write.
+
+        >>> Settings(replication_factor=3, min_insync_replicas=2).topic_config()
+        {'min.insync.replicas': '2'}
+        >>> Settings(replication_factor=1, min_insync_replicas=2)
+        Traceback (most recent call last):
+        ...
+        pydantic_core._pydantic_core.ValidationError: 1 validation error for Settings
+          Value error, min_insync_replicas (2) > replication_factor (1): every acks=all write would fail ...
+        """
+        if self.min_insync_replicas > self.replication_factor:
+            raise ValueError(f"min_insync_replicas ({self.min_insync_replicas}) > replication_factor "
+                             f"({self.replication_factor}): every acks=all write would fail")
+        return self
+
+    def topic_config(self) -> dict[str, str]:
+        """Per-topic Kafka config the settings add to every topic the service creates."""
+        return {"min.insync.replicas": str(self.min_insync_replicas)}
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

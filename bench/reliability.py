@@ -32,13 +32,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 import results  # noqa: E402  (bench/results.py)
-from app.devtools import localkafka  # noqa: E402
-from app.service.admin import bootstrap  # noqa: E402
-from app.devtools import scenarios  # noqa: E402
+from app.devtools import cluster_scenario, localcluster, localkafka, scenarios  # noqa: E402
 from app.devtools.stack import deployment  # noqa: E402
+from app.service.admin import bootstrap  # noqa: E402
 
 SECTION = "## Reliability"
-ORDER = ["kill9", "takeover", "broker", "burst"]
+ORDER = ["kill9", "takeover", "broker", "burst", "cluster"]
 HEADER = ["scenario", "events in", "results", "dead letters", "duplicates", "lost", "recovery s"]
 
 
@@ -57,6 +56,9 @@ def table(rows: list[list[str]]) -> str:
 async def run(broker: str, names: list[str], n_kill: int, guarantee: str, root: Path) -> list[dict]:
     out = []
     for name in names:
+        if name == "cluster":
+            out.append(await run_cluster(root / name))
+            continue
         kwargs = {"n": n_kill} if name == "kill9" else {}
         env = {"LABELSTREAM_PROCESSING_GUARANTEE": guarantee}
         if guarantee == "exactly_once":  # refused by app/settings.py unless forced: it fails these scenarios
@@ -72,6 +74,22 @@ async def run(broker: str, names: list[str], n_kill: int, guarantee: str, root: 
             print(f"{name}: {stats}", flush=True)
             out.append(stats)
     return out
+
+
+async def run_cluster(root: Path) -> dict:
+    """Its own 3-node cluster (ports from LABELSTREAM_BENCH_CLUSTER_PORT, 19600..19605), removed afterwards."""
+    c = localcluster.for_tests(int(os.environ.get("LABELSTREAM_BENCH_CLUSTER_PORT", "19600")))
+    await asyncio.to_thread(localcluster.reset, c, True)
+    try:
+        start_s = await asyncio.to_thread(localcluster.timed_start, c)
+        t0 = time.monotonic()
+        async with cluster_scenario.deployment(c, root) as stack:
+            stats = await cluster_scenario.node_loss(stack, c)
+        stats.update(wall_s=round(time.monotonic() - t0, 1), cluster_start_s=round(start_s, 1))
+        print(f"cluster: {stats}", flush=True)
+        return stats
+    finally:
+        await asyncio.to_thread(localcluster.reset, c, True)
 
 
 def main() -> int:
@@ -94,11 +112,12 @@ def main() -> int:
         stats = asyncio.run(run(broker, [n for n in ORDER if n in a.only], a.events, a.guarantee, root))
 
     body = table([row(s) for s in stats])
-    env = " ".join(f"{k}={os.environ[k]}" for k in ("LABELSTREAM_KAFKA_PORT", "LABELSTREAM_BROKER") if k in os.environ)
+    env = " ".join(f"{k}={os.environ[k]}" for k in ("LABELSTREAM_KAFKA_PORT", "LABELSTREAM_BROKER", "LABELSTREAM_BENCH_CLUSTER_PORT") if k in os.environ)
     command = " ".join(x for x in (env, ".venv/bin/python bench/reliability.py", shlex.join(sys.argv[1:])) if x)
     notes = [
         "",
-        f"Processing guarantee `{a.guarantee}`; 8 partitions; one local KRaft broker; workers are real "
+        f"Processing guarantee `{a.guarantee}`; 8 partitions; one local KRaft broker (the 3-broker row: its own "
+        "3-node cluster, topics with replication factor 3 and min.insync.replicas 2); workers are real "
         "`labelstream worker` processes; 2 CPUs shared by broker, workers and the reader.",
         "results = distinct `result_id`s; duplicates = result records delivered again after the fault (at-least-once "
         "redeliveries, each byte-identical to the first: consumers dedupe on `result_id`, or read the results topic "

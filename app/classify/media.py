@@ -50,10 +50,12 @@ import orjson
 from app.classify.codec import Rejected, dumps
 from app.core.frames import frame_scores, hive_envelope, hive_media
 from app.core.media import MediaClass, classify_media
+from app.core.taxonomy import CompiledTaxonomy
 from app.core.segments import SegmentArrays, content_hash, merge_chunks
 from app.schemas.deadletter import Source
 from app.schemas.media import MediaEvent
 from app.schemas.results import Result, TaxonomyRef
+from app.schemas.training import MediaSettings
 from app.schemas.vectors import encode_vector, parse_vector
 from app.classify.state import Classifier, ModelState, Snapshot
 
@@ -148,7 +150,7 @@ def assemble(values: list[bytes], source: Source) -> Media:
 @dataclass
 class Run:
     classifier: Classifier
-    taxonomy: Any  # CompiledTaxonomy
+    taxonomy: CompiledTaxonomy
     classes: list[MediaClass]
     key: bytes
 
@@ -200,6 +202,12 @@ def prepare(state: ModelState, media: Media) -> Job:
     return Job(media, arrays, content, runs)
 
 
+def media_settings(c: Classifier) -> MediaSettings:
+    """A media classifier's settings (the schema fills defaults in for ``type: media``)."""
+    assert c.spec.media is not None, f"classifier {c.name!r} is not a media classifier"
+    return c.spec.media
+
+
 def classifiers_for(snap: Snapshot, media: Media) -> list[Classifier]:
     every = [c for cs in snap.classifiers_by_class.values() for c in cs if c.spec.type == "media"]
     if media.classifier is not None:
@@ -207,15 +215,15 @@ def classifiers_for(snap: Snapshot, media: Media) -> list[Classifier]:
         if not chosen:
             raise Rejected("unknown_classifier", f"no media classifier named {media.classifier!r}", "classifier")
         return chosen
-    chosen = [c for c in every if c.spec.media.index_id in (None, media.index_id)]
+    chosen = [c for c in every if media_settings(c).index_id in (None, media.index_id)]
     if not chosen:
         raise Rejected("no_media_classifier", f"no media classifier applies to index {media.index_id!r}", "index_id")
     return sorted(chosen, key=lambda c: c.name)
 
 
-def media_classes(c: Classifier, tax: Any) -> list[MediaClass]:
+def media_classes(c: Classifier, tax: CompiledTaxonomy) -> list[MediaClass]:
     """The taxonomy's leaves as Twelve Labs classes (prompt rows of ``P``), Hive heads kept."""
-    per_class = c.spec.media.classes
+    per_class = media_settings(c).classes
     if unknown := sorted(set(per_class) - set(tax.class_names)):
         raise Rejected("invalid_classifier", f"classifier {c.name!r} sets options for classes {unknown} "
                        f"that taxonomy {tax.name!r} v{tax.version} does not have", "media.classes")
@@ -232,8 +240,8 @@ def media_classes(c: Classifier, tax: Any) -> list[MediaClass]:
     return out
 
 
-def cache_key(content: str, media: Media, c: Classifier, tax: Any) -> bytes:
-    settings = c.spec.media.model_dump(mode="json", exclude={"index_id"})
+def cache_key(content: str, media: Media, c: Classifier, tax: CompiledTaxonomy) -> bytes:
+    settings = media_settings(c).model_dump(mode="json", exclude={"index_id"})
     doc = {"v": 1, "content": content, "duration": media.duration, "image": media.kind == "image",
            "taxonomy": [tax.name, tax.version, tax.fingerprint], "settings": settings}
     return hashlib.blake2b(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS), digest_size=20).hexdigest().encode()
@@ -264,7 +272,7 @@ def classify(job: Job, cached: Mapping[bytes, bytes | None]) -> Computed:
 
 def compute(job: Job, run: Run) -> dict[str, Any]:
     """The media_id-independent part of a result: what the cache stores."""
-    m = run.classifier.spec.media
+    m = media_settings(run.classifier)
     try:
         tl = classify_media(job.arrays, job.media.duration, run.classes, options=m.options,
                             conversation_option=m.conversation_option, include_clips=m.include_clips,
@@ -284,9 +292,9 @@ def compute(job: Job, run: Run) -> dict[str, Any]:
 def to_result(job: Job, run: Run, body: dict[str, Any], from_cache: bool) -> Result:
     media, c, tax = job.media, run.classifier, run.taxonomy
     detail: dict[str, Any] = {"content_hash": job.content, "segments": job.arrays.n, "duration": media.duration}
-    if c.spec.media.output in ("twelvelabs", "both"):
+    if media_settings(c).output in ("twelvelabs", "both"):
         detail["twelvelabs"] = {"video_id": media.media_id, "classes": body["classes"]}
-    if c.spec.media.output in ("hive", "both"):
+    if media_settings(c).output in ("hive", "both"):
         created = _iso(media.source.timestamp)
         task = str(uuid.uuid5(uuid.NAMESPACE_URL, f"labelstream:media/{media.media_id}/{c.name}/{run.key.decode()}"))
         detail["hive"] = hive_envelope(task_id=task, output=body["frames"] or [], model=tax.name,

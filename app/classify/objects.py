@@ -58,8 +58,9 @@ Method = Callable[[ModelState, Snapshot, Classifier, list[Item], np.ndarray],
                   list[tuple[Result | Rejected, list[ModerationHit]]]]
 
 
-def objects_step(state: ModelState, records: Sequence[Record]) -> list[Outcome]:
-    """Decode and classify one batch: one ``Outcome`` per record, in order."""
+def objects_step(state: ModelState, records: Sequence[Record], snap: Snapshot | None = None) -> list[Outcome]:
+    """Decode and classify one batch: one ``Outcome`` per record, in order. ``snap``: the model
+    snapshot to use (a batch split over threads passes the one it took, so the batch sees one)."""
     outcomes = [Outcome() for _ in records]
     items: list[Item] = []
     rows: list[int] = []
@@ -75,7 +76,7 @@ def objects_step(state: ModelState, records: Sequence[Record]) -> list[Outcome]:
             continue
         items.append(Item(obj, rec.source))
         rows.append(i)
-    for i, item, out in zip(rows, items, classify_objects(state, items), strict=True):
+    for i, item, out in zip(rows, items, classify_objects(state, items, snap), strict=True):
         outcomes[i] = out
         if out.rejected is None and state.settings.store_objects:
             try:  # per item: a value that cannot be stored fails this object, not the batch
@@ -85,8 +86,8 @@ def objects_step(state: ModelState, records: Sequence[Record]) -> list[Outcome]:
     return outcomes
 
 
-def classify_objects(state: ModelState, items: list[Item]) -> list[Outcome]:
-    snap = state.snapshot()
+def classify_objects(state: ModelState, items: list[Item], snap: Snapshot | None = None) -> list[Outcome]:
+    snap = snap or state.snapshot()
     outcomes = [Outcome() for _ in items]
     plan: dict[tuple[str, str, int], list[int]] = {}  # (classifier, space, dim) -> rows
     by_name: dict[str, Classifier] = {}
@@ -191,7 +192,7 @@ def _vectorize(state: ModelState, items: list[Item], wanted: dict[str, list[int]
         rows = [i for i in dict.fromkeys(rows) if not outcomes[i].rejected]
         texts = [items[i].event.text or "" for i in rows]
         try:
-            vecs: Sequence[np.ndarray] = state.vectorizer(name).encode(texts)
+            vecs: list[np.ndarray] = list(state.vectorizer(name).encode(texts))
         except Exception:  # noqa: BLE001 - find the text that fails, the others go on
             vecs = []
         if len(vecs) != len(rows):

@@ -9,16 +9,19 @@ deletes live (exact overlay); each result names the index version it used.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import orjson
 
-from app.core.filters import Predicate, compile_where
+from app.core.filters import FilterLimits, Predicate, compile_where
+from app.core.taxonomy import CompiledTaxonomy
+from app.core.vectorizers import Vectorizer, get_vectorizer
 from app.index.live import IndexSettings
 from app.index.manager import Example as IndexExample, IndexManager
 from app.schemas.training import (CLASSIFIER_PREFIX, TAXONOMY_PREFIX, ClassifierDef, Example,
@@ -26,6 +29,12 @@ from app.schemas.training import (CLASSIFIER_PREFIX, TAXONOMY_PREFIX, Classifier
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+def filter_limits(settings: Settings) -> FilterLimits:
+    """The where-filter limits a worker compiles with (bounded work per training record)."""
+    return FilterLimits(max_depth=settings.max_filter_depth, max_operands=settings.max_filter_operands,
+                        max_nodes=settings.max_filter_nodes, max_like_pattern=settings.max_like_pattern)
 
 
 @dataclass(frozen=True)
@@ -38,9 +47,9 @@ class Classifier:
     target_where: Predicate | None
 
     @classmethod
-    def compile(cls, spec: ClassifierDef) -> "Classifier":
+    def compile(cls, spec: ClassifierDef, limits: FilterLimits | None = None) -> "Classifier":
         f = spec.filters
-        comp = lambda w: compile_where(w) if w else None  # noqa: E731
+        comp = lambda w: compile_where(w, limits=limits or FilterLimits()) if w else None  # noqa: E731
         return cls(spec, comp(f.sourceWhere), comp(f.trainingSetWhere), comp(f.targetWhere))
 
     @property
@@ -86,10 +95,52 @@ class KnnIndexes:
             m.close()
 
 
+def fingerprint(value: bytes) -> str:
+    """The content fingerprint of a training-table value (its canonical bytes).
+
+    >>> fingerprint(b'{"a":1}') == fingerprint(b'{"a":1}') != fingerprint(b'{"a":2}')
+    True
+    """
+    return hashlib.sha256(value).hexdigest()
+
+
+Compiled = Union["Classifier", CompiledTaxonomy]
+
+
+class CompileCache:
+    """Compiled classifiers and taxonomies by content fingerprint, so a record is parsed and compiled
+    once per worker: validation compiles the value it writes to the table, and the replica, reading
+    the same bytes back from the changelog, takes the compiled form instead of compiling again.
+    Bounded (least recently used out), shared by the validating and the replica threads.
+
+    >>> cache = CompileCache(size=1)
+    >>> cache.put("a", 1); cache.put("b", 2)
+    >>> cache.take("a"), cache.take("b"), cache.take("b")
+    (None, 2, None)
+    """
+
+    def __init__(self, size: int = 256):
+        self.size = size
+        self._items: OrderedDict[str, Compiled] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, fp: str, compiled: Compiled) -> None:
+        with self._lock:
+            self._items[fp] = compiled
+            self._items.move_to_end(fp)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def take(self, fp: str) -> Compiled | None:
+        """The compiled form, removed from the cache (the model state holds it from now on)."""
+        with self._lock:
+            return self._items.pop(fp, None)
+
+
 @dataclass(frozen=True)
 class Snapshot:
     classifiers_by_class: dict[str, tuple[Classifier, ...]]
-    taxonomies: dict[str, Any]  # name -> CompiledTaxonomy
+    taxonomies: dict[str, CompiledTaxonomy]
 
 
 class ModelState:
@@ -98,10 +149,11 @@ class ModelState:
         self.indexes = KnnIndexes(settings)
         self._lock = threading.Lock()  # serialises writers; readers take snapshots
         self._classifiers: dict[str, Classifier] = {}
-        self._taxonomies: dict[str, Any] = {}
+        self._taxonomies: dict[str, CompiledTaxonomy] = {}
         self._snapshot = Snapshot({}, {})
-        self._vectorizers: dict[str, Any] = {}
+        self._vectorizers: dict[str, Vectorizer] = {}
         self._taxonomy_docs: dict[str, bytes] = {}
+        self.compiled = CompileCache()
         # which vectorizer embedded each text example, per class: text is only ever compared in one space
         self._example_space: dict[str, tuple[str, str]] = {}  # example id -> (class, vectorizer)
         self._spaces: dict[str, Counter[str]] = {}  # class -> vectorizer -> text examples
@@ -114,12 +166,11 @@ class ModelState:
     def snapshot(self) -> Snapshot:
         return self._snapshot
 
-    def vectorizer(self, name: str | None = None):
-        from app.core.vectorizers import get_vectorizer
-
+    def vectorizer(self, name: str | None = None) -> Vectorizer:
         name = name or self.settings.vectorizer
         if name not in self._vectorizers:
-            self._vectorizers[name] = get_vectorizer(name, dim=self.settings.vector_dim)
+            self._vectorizers[name] = get_vectorizer(name, dim=self.settings.vector_dim,
+                                                     max_chars=self.settings.max_text_chars)
         return self._vectorizers[name]
 
     def example_vectorizers(self, class_name: str) -> set[str]:
@@ -146,12 +197,26 @@ class ModelState:
             self._unapplied.pop(key, None)  # the indexes know it now (or refused it)
             if value is None:
                 self._delete(key)
-            else:
+            elif not self._adopt(key, value):
                 rec = parse_training(orjson.loads(value))
                 self._upsert(rec)
                 if isinstance(rec, TaxonomyRecord):
                     self._taxonomy_docs[key] = value
             self._publish()
+
+    def _adopt(self, key: str, value: bytes) -> bool:
+        """Take the form validation compiled from these very bytes, if it is still cached."""
+        if not key.startswith((CLASSIFIER_PREFIX, TAXONOMY_PREFIX)):
+            return False
+        compiled = self.compiled.take(fingerprint(value))
+        if isinstance(compiled, Classifier) and key.startswith(CLASSIFIER_PREFIX):
+            self._classifiers = {**self._classifiers, compiled.name: compiled}
+            return True
+        if isinstance(compiled, CompiledTaxonomy) and key.startswith(TAXONOMY_PREFIX):
+            self._taxonomies = {**self._taxonomies, compiled.name: compiled}
+            self._taxonomy_docs[key] = value
+            return True
+        return False
 
     def _delete(self, key: str) -> None:
         if key.startswith(CLASSIFIER_PREFIX):
@@ -165,13 +230,14 @@ class ModelState:
 
     def _upsert(self, rec: Example | ClassifierDef | TaxonomyRecord) -> None:
         if isinstance(rec, Example):
+            assert rec.vector is not None, "stored examples always carry their vector (validation embeds text)"
             self.indexes.upsert(IndexExample(rec.id, rec.class_, rec.vector, rec.properties, rec.labels))
             self._forget_space(rec.id)
             if rec.vectorizer is not None:
                 self._example_space[rec.id] = (rec.class_, rec.vectorizer)
                 self._spaces.setdefault(rec.class_, Counter())[rec.vectorizer] += 1
         elif isinstance(rec, ClassifierDef):
-            self._classifiers = {**self._classifiers, rec.name: Classifier.compile(rec)}
+            self._classifiers = {**self._classifiers, rec.name: Classifier.compile(rec, filter_limits(self.settings))}
         else:
             from app.core.taxonomy import compile_taxonomy
 

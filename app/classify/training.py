@@ -21,7 +21,7 @@ from app.core.filters import FilterError, compile_where
 from app.schemas.training import (CLASSIFIER_PREFIX, TAXONOMY_PREFIX, ClassifierDef, Example,
                                   TaxonomyRecord, parse_training, record_key)
 from app.schemas.vectors import encode_vector
-from app.classify.state import Classifier, ModelState
+from app.classify.state import Classifier, ModelState, filter_limits, fingerprint
 
 Current = Callable[[str], bytes | None]
 TRAINING = "training"
@@ -151,16 +151,19 @@ def _vectorize(state: ModelState, text: str | None, name: str):
 
 
 def _classifier(rec: ClassifierDef, state: ModelState) -> bytes:
+    compiled = {}
     for name, where in rec.filters:  # compiled one by one so the path names the filter
         try:
-            compile_where(where)
+            compiled[name] = compile_where(where, limits=filter_limits(state.settings)) if where else None
         except FilterError as e:
             at = e.path if e.path.startswith("[") or not e.path else f".{e.path}"
-            raise Rejected("invalid_filter", f"{name}: {e}", f"filters.{name}{at}") from None
-    Classifier.compile(rec)
+            raise Rejected(getattr(e, "reason", "invalid_filter"), f"{name}: {e}", f"filters.{name}{at}") from None
     if rec.type == "knn":
         _check_space(rec, state)
-    return orjson.dumps(rec.model_dump(mode="json", by_alias=True, exclude={"op"}))
+    body = orjson.dumps(rec.model_dump(mode="json", by_alias=True, exclude={"op"}))
+    state.compiled.put(fingerprint(body), Classifier(rec, compiled["sourceWhere"], compiled["trainingSetWhere"],
+                                                     compiled["targetWhere"]))
+    return body
 
 
 def _check_space(rec: ClassifierDef, state: ModelState) -> None:
@@ -190,9 +193,10 @@ def _taxonomy(rec: TaxonomyRecord, state: ModelState, current: Current) -> bytes
         if rec.version == prev["version"] and orjson.dumps(prev, option=orjson.OPT_SORT_KEYS) != body:
             raise Rejected("invalid_taxonomy", f"version {rec.version} already exists with other content: bump the version", "version")
     try:
-        compile_taxonomy(rec, state.vectorizer(rec.vectorizer), max_prompts=state.settings.max_prompts)
+        compiled = compile_taxonomy(rec, state.vectorizer(rec.vectorizer), max_prompts=state.settings.max_prompts)
     except TaxonomyError as e:
         raise Rejected("invalid_taxonomy", f"{e.reason}: {e}", "classes") from None
     except VectorizerError as e:
-        raise Rejected("vectorizer_error", str(e), "vectorizer") from None
+        raise Rejected(getattr(e, "reason", "vectorizer_error"), str(e), "vectorizer") from None
+    state.compiled.put(fingerprint(body), compiled)
     return body

@@ -52,7 +52,8 @@ def run_zeroshot(snap: Snapshot, c: Classifier, items: Sequence[Any], q: np.ndar
         ct = snap.taxonomies[t]
         s = score(q, ct)
         per_tax[t] = (ct, s, model_output(s), multi_head_output(s), best_paths(s), decide(s))
-    prop_tax = {p: spec.taxonomies[min(i, len(spec.taxonomies) - 1)] for i, p in enumerate(spec.classifyProperties)}
+    # classifyProperties[i] from taxonomies[i], or all from the only one (the schema refuses other counts)
+    prop_tax = {p: spec.taxonomies[i if len(spec.taxonomies) > 1 else 0] for i, p in enumerate(spec.classifyProperties)}
     nearest_by_prop = {p: weaviate_zeroshot(per_tax[t][1], [p], c.target_where) for p, t in prop_tax.items()}
     out: list[tuple[Result | Rejected, list[ModerationHit]]] = []
     for row, item in enumerate(items):

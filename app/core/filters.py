@@ -17,7 +17,8 @@ Semantics (chosen to match Weaviate where it is observable, and written down whe
   is false, never an exception: filters run per event and bad data must not stop a worker.
   Ints and floats compare numerically with each other; bools are never numbers.
 * Text ``Equal`` is exact and case-sensitive (Weaviate's ``field`` tokenization); ``Like``
-  matches the whole value case-insensitively, ``*`` = any run, ``?`` = one character.
+  matches the whole value case-insensitively, ``*`` = any run, ``?`` = one character, in time
+  linear in the value's length (:mod:`app.core.like`; no backtracking regex).
 * A list-valued property matches a scalar operator when ANY element does (as Weaviate's
   inverted index does for array properties); ``NotEqual`` is the negation of ``Equal``.
 * ``valueDate`` is an RFC3339 string with an offset; compared as aware datetimes.
@@ -25,6 +26,10 @@ Semantics (chosen to match Weaviate where it is observable, and written down whe
 * ``ContainsAny`` / ``ContainsAll`` take a non-empty list (``value*Array`` or a scalar key
   holding a list); a scalar property is treated as a one-element list.
 * ``IsNull`` takes ``valueBoolean``: true matches a missing/None property.
+
+Work per filter is bounded (:class:`FilterLimits`): nesting depth, operands per ``And``/``Or``,
+total nodes and ``Like`` pattern length. A filter over a limit raises :class:`FilterError` with
+``reason == "filter_too_complex"`` (checked without recursion, before compiling).
 
 >>> f = compile_where({"operator": "And", "operands": [
 ...     {"path": ["lang"], "operator": "Equal", "valueText": "en"},
@@ -35,23 +40,65 @@ Semantics (chosen to match Weaviate where it is observable, and written down whe
 from __future__ import annotations
 
 import operator as _op
-import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from app.core.like import compile_like
+
 Predicate = Callable[[Mapping[str, Any]], bool]
 
-__all__ = ["FilterError", "Predicate", "compile_where", "validate_where"]
+__all__ = ["FilterError", "FilterLimits", "Predicate", "compile_where", "validate_where"]
 
 
 class FilterError(ValueError):
-    """An invalid where filter; ``path`` locates the offending key, e.g. ``operands[1].valueInt``."""
+    """An invalid where filter; ``path`` locates the offending key, e.g. ``operands[1].valueInt``.
 
-    def __init__(self, path: str, message: str) -> None:
+    ``reason`` is the dead-letter reason: ``invalid_filter`` for a malformed filter,
+    ``filter_too_complex`` for one over a :class:`FilterLimits` limit.
+    """
+
+    def __init__(self, path: str, message: str, reason: str = "invalid_filter") -> None:
         self.path = path
         self.message = message
+        self.reason = reason
         super().__init__(f"{path or '<where>'}: {message}")
+
+
+# compile and evaluation recurse once per nesting level (about 3 frames each): a depth above
+# this could hit Python's recursion limit, which is what the depth limit exists to prevent.
+_MAX_SAFE_DEPTH = 100
+
+
+@dataclass(frozen=True)
+class FilterLimits:
+    """Bounds on the work one filter may cost; the defaults suit hand-written filters.
+
+    ``max_depth`` counts nodes on the longest root-to-leaf chain (a lone leaf has depth 1,
+    ``Not`` of a leaf 2); ``max_operands`` is per ``And``/``Or``/``Not`` node; ``max_nodes``
+    counts every node; ``max_like_pattern`` is in characters.
+
+    >>> FilterLimits(max_depth=500)
+    Traceback (most recent call last):
+    ...
+    ValueError: max_depth must be between 1 and 100, got 500
+    """
+
+    max_depth: int = 32
+    max_operands: int = 256
+    max_nodes: int = 1000
+    max_like_pattern: int = 256
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_depth <= _MAX_SAFE_DEPTH:
+            raise ValueError(f"max_depth must be between 1 and {_MAX_SAFE_DEPTH}, got {self.max_depth}")
+        for name in ("max_operands", "max_nodes", "max_like_pattern"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+
+DEFAULT_LIMITS = FilterLimits()
 
 
 _NO = object()  # "this property value cannot be compared with the filter's type"
@@ -125,7 +172,7 @@ _LEAF_OPS = {"Equal", "NotEqual", "Like", "ContainsAny", "ContainsAll", "IsNull"
 _COMPOUND_OPS = {"And", "Or", "Not"}
 
 
-def validate_where(where: Mapping[str, Any] | None) -> None:
+def validate_where(where: Mapping[str, Any] | None, *, limits: FilterLimits = DEFAULT_LIMITS) -> None:
     """Raise :class:`FilterError` if ``where`` is not a valid filter body.
 
     >>> try:
@@ -136,20 +183,56 @@ def validate_where(where: Mapping[str, Any] | None) -> None:
     ...     print(e.path, "|", e.message)
     operands[1].valueInt | expected an integer, got str
     """
-    compile_where(where)
+    compile_where(where, limits=limits)
 
 
-def compile_where(where: Mapping[str, Any] | None) -> Predicate:
+def compile_where(where: Mapping[str, Any] | None, *, limits: FilterLimits = DEFAULT_LIMITS) -> Predicate:
     """Compile a where filter to ``fn(properties) -> bool``; ``None``/``{}`` matches all.
 
     >>> compile_where({"path": ["n"], "operator": "LessThan", "valueNumber": 2.5})({"n": 2})
     True
     >>> compile_where(None)({})
     True
+    >>> deep = {"path": ["n"], "operator": "IsNull", "valueBoolean": True}
+    >>> for _ in range(400):
+    ...     deep = {"operator": "Not", "operands": [deep]}
+    >>> try:
+    ...     compile_where(deep)
+    ... except FilterError as e:
+    ...     print(e.reason, "|", e.message)
+    filter_too_complex | nested deeper than 32 levels
     """
     if where is None or (isinstance(where, Mapping) and not where):
         return _match_all
-    return _compile(where, "")
+    _check_size(where, limits)
+    return _compile(where, "", limits)
+
+
+def _check_size(root: Any, limits: FilterLimits) -> None:
+    """Depth, operand and node limits, with an explicit stack: a hostile filter cannot recurse.
+
+    Only the shape is looked at (``operands`` lists of objects); everything else is left to
+    the compiler, which reports it as ``invalid_filter``.
+    """
+    stack: list[tuple[Any, int, str]] = [(root, 1, "")]
+    nodes = 1  # counted when pushed, so the stack itself never holds more than max_nodes
+    while stack:
+        node, depth, at = stack.pop()
+        if depth > limits.max_depth:
+            raise FilterError(at, f"nested deeper than {limits.max_depth} levels", "filter_too_complex")
+        operands = node.get("operands") if isinstance(node, Mapping) else None
+        if not isinstance(operands, list):
+            continue
+        if len(operands) > limits.max_operands:
+            raise FilterError(_join(at, "operands"),
+                              f"{len(operands)} operands, the limit is {limits.max_operands}",
+                              "filter_too_complex")
+        nodes += len(operands)
+        if nodes > limits.max_nodes:
+            raise FilterError(at, f"more than {limits.max_nodes} nodes", "filter_too_complex")
+        # reversed: the stack then visits operands[0] first, so errors name the first offender.
+        for i in range(len(operands) - 1, -1, -1):
+            stack.append((operands[i], depth + 1, _join(at, f"operands[{i}]")))
 
 
 def _match_all(props: Mapping[str, Any]) -> bool:
@@ -160,7 +243,7 @@ def _join(base: str, key: str) -> str:
     return f"{base}.{key}" if base and not key.startswith("[") else f"{base}{key}"
 
 
-def _compile(node: Any, at: str) -> Predicate:
+def _compile(node: Any, at: str, limits: FilterLimits) -> Predicate:
     if not isinstance(node, Mapping):
         raise FilterError(at, f"a filter must be an object, got {type(node).__name__}")
     unknown = set(node) - {"operator", "operands", "path"} - set(_VALUE_KEYS)
@@ -168,14 +251,14 @@ def _compile(node: Any, at: str) -> Predicate:
         raise FilterError(_join(at, sorted(unknown)[0]), "unknown key")
     op = node.get("operator")
     if op in _COMPOUND_OPS:
-        return _compile_compound(node, op, at)
+        return _compile_compound(node, op, at, limits)
     if op in _LEAF_OPS:
-        return _compile_leaf(node, op, at)
+        return _compile_leaf(node, op, at, limits)
     allowed = ", ".join(sorted(_LEAF_OPS | _COMPOUND_OPS))
     raise FilterError(_join(at, "operator"), f"unknown operator {op!r} (one of: {allowed})")
 
 
-def _compile_compound(node: Mapping[str, Any], op: str, at: str) -> Predicate:
+def _compile_compound(node: Mapping[str, Any], op: str, at: str, limits: FilterLimits) -> Predicate:
     stray = [k for k in node if k in _VALUE_KEYS or k == "path"]
     if stray:
         raise FilterError(_join(at, stray[0]), f"not allowed with operator {op}")
@@ -184,7 +267,7 @@ def _compile_compound(node: Mapping[str, Any], op: str, at: str) -> Predicate:
         raise FilterError(_join(at, "operands"), f"{op} needs a non-empty list of operands")
     if op == "Not" and len(operands) != 1:
         raise FilterError(_join(at, "operands"), "Not takes exactly one operand")
-    fns = tuple(_compile(o, _join(at, f"operands[{i}]")) for i, o in enumerate(operands))
+    fns = tuple(_compile(o, _join(at, f"operands[{i}]"), limits) for i, o in enumerate(operands))
     if op == "Not":
         inner = fns[0]
         return lambda props: not inner(props)
@@ -226,7 +309,7 @@ def _getter(node: Mapping[str, Any], at: str) -> Callable[[Mapping[str, Any]], A
     return _nested
 
 
-def _compile_leaf(node: Mapping[str, Any], op: str, at: str) -> Predicate:
+def _compile_leaf(node: Mapping[str, Any], op: str, at: str, limits: FilterLimits) -> Predicate:
     if "operands" in node:
         raise FilterError(_join(at, "operands"), f"not allowed with operator {op}")
     get = _getter(node, at)
@@ -254,7 +337,10 @@ def _compile_leaf(node: Mapping[str, Any], op: str, at: str) -> Predicate:
     if op == "Like":
         if kind != "text":
             raise FilterError(kat, "Like takes valueText")
-        return _any_of(get, coerce, _like_regex(target).fullmatch)
+        if len(target) > limits.max_like_pattern:
+            raise FilterError(kat, f"Like pattern of {len(target)} characters, the limit is "
+                              f"{limits.max_like_pattern}", "filter_too_complex")
+        return _any_of(get, coerce, compile_like(target))
     if op in ("Equal", "NotEqual"):
         equal = _any_of(get, coerce, lambda v: v == target)
         if op == "Equal":
@@ -271,11 +357,6 @@ def _checked(check: Callable[[Any], Any], raw: Any, at: str, expected: str) -> A
     if value is _NO:
         raise FilterError(at, f"expected {expected}, got {type(raw).__name__}")
     return value
-
-
-def _like_regex(pattern: str) -> re.Pattern[str]:
-    parts = (".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.compile("".join(parts), re.IGNORECASE | re.DOTALL)
 
 
 def _any_of(get: Callable[[Mapping[str, Any]], Any], coerce: Callable[[Any], Any],

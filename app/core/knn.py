@@ -50,6 +50,17 @@ __all__ = ["EPS_REL", "META_KEYS", "METRICS", "KnnOutcome", "KnnVote", "Metric",
            "exact_search", "normalize", "pair_distances", "vote"]
 
 
+def cosine_distance(cos: float) -> float:
+    """Labelstream's one cosine distance, ``(1 - cos) / 2`` in ``[0, 1]``, for kNN and zero-shot alike.
+
+    Weaviate reports ``1 - cos`` in ``[0, 2]``: halve a Weaviate distance to compare.
+
+    >>> cosine_distance(1.0), cosine_distance(0.0), cosine_distance(-1.0)
+    (0.0, 0.5, 1.0)
+    """
+    return min(1.0, max(0.0, (1.0 - cos) / 2.0))
+
+
 def check_metric(metric: str) -> None:
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; expected one of {METRICS}")

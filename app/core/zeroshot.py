@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from app.core.heads import head_softmax
+from app.core.knn import cosine_distance
 from app.core.policies import PolicyDecision, evaluate_batch
 from app.core.taxonomy import CompiledTaxonomy
 
@@ -154,7 +155,7 @@ def _match(scores: Scores, i: int, c: int) -> dict[str, Any]:
         "class": ct.class_names[c],
         "path": list(ct.paths[c]),
         "similarity": float(scores.similarity[i, c]),
-        "distance": 1.0 - float(scores.similarity[i, c]),  # Weaviate's cosine distance
+        "distance": cosine_distance(float(scores.similarity[i, c])),  # one cosine distance everywhere
         "probability": float(scores.probability[i, c]),
         "prompt": ct.prompts[k],
         "prompt_class": ct.class_names[owner],  # the leaf whose prompt matched

@@ -6,7 +6,8 @@ No Docker: Maven fetches ``org.apache.kafka:kafka_2.13`` and a log4j binding int
 
 Stdlib only, so ``scripts/kafka`` works before the virtualenv exists.
 
-    python -m app.devtools.localkafka start|stop|status|wait|logs|reset|env|fetch
+    python -m app.devtools.localcluster start|stop|status|wait|logs|reset|env|fetch   (scripts/kafka)
+    python -m app.devtools.localcluster start --brokers 3   # a 3-node cluster (app/devtools/localcluster.py)
 
 Environment (all optional):
 
@@ -14,7 +15,8 @@ Environment (all optional):
     LABELSTREAM_KAFKA_PORT             client listener port          (9092)
     LABELSTREAM_KAFKA_CONTROLLER_PORT  KRaft controller port         (port + 1)
     LABELSTREAM_KAFKA_VERSION          Apache Kafka version          (4.1.1)
-    LABELSTREAM_KAFKA_HEAP             broker heap                   (512m)
+    LABELSTREAM_KAFKA_HEAP             broker heap                   (512m; 384m per cluster node)
+    LABELSTREAM_KAFKA_BROKERS          nodes: 1, or 3 for a cluster  (1, or what the last start used)
 
 Every failure ends in one line on stderr that says what went wrong, what to do
 and where the log is, and a non-zero exit code.
@@ -49,6 +51,13 @@ class Broker:
     controller_port: int
     version: str = KAFKA_VERSION
     heap: str = "512m"
+    # Cluster members (app/localcluster.py) differ only in these; the defaults are the single node.
+    node_id: int = 1
+    voters: str = ""  # controller.quorum.voters; "" = this node alone
+    replication: int = 1  # internal topics and the default for new topics
+    min_isr: int = 1
+    extra: str = ""  # more server.properties lines
+    jvm_opts: str = ""  # more JVM flags
 
     @classmethod
     def from_env(cls) -> "Broker":
@@ -154,10 +163,12 @@ def _which(cmd: str) -> bool:
 
 # -- config ---------------------------------------------------------------------------
 def server_properties(b: Broker) -> str:
-    """Single-node broker+controller; replication factor 1 everywhere, no rebalance delay."""
+    """Combined broker+controller; by default a single node (replication factor 1 everywhere),
+    no rebalance delay."""
+    rf, isr = b.replication, b.min_isr
     return f"""process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:{b.controller_port}
+node.id={b.node_id}
+controller.quorum.voters={b.voters or f"1@127.0.0.1:{b.controller_port}"}
 listeners=PLAINTEXT://127.0.0.1:{b.port},CONTROLLER://127.0.0.1:{b.controller_port}
 advertised.listeners=PLAINTEXT://127.0.0.1:{b.port}
 inter.broker.listener.name=PLAINTEXT
@@ -166,19 +177,19 @@ listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
 log.dirs={b.data}
 num.partitions=1
 auto.create.topics.enable=false
-offsets.topic.replication.factor=1
+offsets.topic.replication.factor={rf}
 offsets.topic.num.partitions=4
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
+transaction.state.log.replication.factor={rf}
+transaction.state.log.min.isr={isr}
 transaction.state.log.num.partitions=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+share.coordinator.state.topic.replication.factor={rf}
+share.coordinator.state.topic.min.isr={isr}
 group.initial.rebalance.delay.ms=0
 message.max.bytes=16777216
 log.retention.hours=24
 log.segment.bytes=67108864
 log.cleaner.dedupe.buffer.size=16777216
-"""
+{b.extra}"""
 
 
 LOG4J2 = """status=warn
@@ -206,13 +217,18 @@ def _java(b: Broker, *args: str, **kw) -> subprocess.CompletedProcess:
     return subprocess.run(["java", "-cp", str(b.jars / "*"), *args], capture_output=True, text=True, **kw)
 
 
-def format_storage(b: Broker) -> None:
+def new_cluster_id(b: Broker) -> str:
+    return _java(b, "kafka.tools.StorageTool", "random-uuid").stdout.strip()
+
+
+def format_storage(b: Broker, cluster_id: str | None = None) -> None:
+    """Format the data dir once; the members of a cluster must share one ``cluster_id``."""
     if (b.data / "meta.properties").exists():
         return
     b.data.mkdir(parents=True, exist_ok=True)
     props = b.home / f"server-{b.port}.properties"
     props.write_text(server_properties(b))
-    uuid = _java(b, "kafka.tools.StorageTool", "random-uuid").stdout.strip()
+    uuid = cluster_id or new_cluster_id(b)
     r = _java(b, "kafka.tools.StorageTool", "format", "-t", uuid, "-c", str(props))
     if r.returncode != 0:
         raise KafkaError(f"formatting Kafka storage in {b.data} failed: {(r.stderr or r.stdout).strip().splitlines()[-1:]}")
@@ -223,57 +239,83 @@ def start(b: Broker, timeout: float = 90.0) -> str:
     if b.pid():
         wait(b, timeout)
         return f"kafka already running on 127.0.0.1:{b.port} (pid {b.pid()})"
+    check_ports_free(b)
+    b.home.mkdir(parents=True, exist_ok=True)
+    fetch_jars(b)
+    format_storage(b)
+    proc, log_from = spawn(b)
+    wait(b, timeout, proc=proc, log_from=log_from)
+    return f"kafka started on 127.0.0.1:{b.port} (pid {proc.pid}, log {b.log_file})"
+
+
+def check_ports_free(b: Broker) -> None:
     for port in (b.port, b.controller_port):
         if port_open(port):
             raise KafkaError(
                 f"port {port} is already in use by another process: stop it, or pick free ports with "
                 f"LABELSTREAM_KAFKA_PORT=<port> (or use that broker with LABELSTREAM_BROKER=kafka://127.0.0.1:{b.port})"
             )
-    b.home.mkdir(parents=True, exist_ok=True)
-    fetch_jars(b)
-    format_storage(b)
+
+
+def spawn(b: Broker) -> tuple[subprocess.Popen, int]:
+    """Start the broker's JVM (formatted storage and jars assumed) without waiting for it.
+
+    Returns the process and the log's size before it, so readiness is read from this run's
+    lines only (the log is appended across restarts)."""
     props = b.home / f"server-{b.port}.properties"
     props.write_text(server_properties(b))
     log4j = b.home / "log4j2.properties"
     log4j.write_text(LOG4J2)
     b.log_dir.mkdir(parents=True, exist_ok=True)
+    log_from = b.log_file.stat().st_size if b.log_file.exists() else 0
     stdout = (b.log_dir / "stdout.log").open("ab")
     proc = subprocess.Popen(
-        ["java", f"-Xmx{b.heap}", f"-Xms{b.heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+        ["java", f"-Xmx{b.heap}", f"-Xms{b.heap}", *(b.jvm_opts.split() or ["-XX:+UseG1GC"]), "-Djava.awt.headless=true",
          f"-Dlog4j2.configurationFile={log4j}", f"-Dkafka.logs.dir={b.log_dir}",
          "-cp", str(b.jars / "*"), "kafka.Kafka", str(props)],
         stdout=stdout, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
     )
     b.pid_file.write_text(str(proc.pid))
-    wait(b, timeout, proc=proc)
-    return f"kafka started on 127.0.0.1:{b.port} (pid {proc.pid}, log {b.log_file})"
+    stdout.close()  # the child has its own copy
+    return proc, log_from
 
 
-def _started_in_log(b: Broker) -> bool:
+def _started_in_log(b: Broker, log_from: int = 0) -> bool:
     try:
         with b.log_file.open("rb") as f:
+            if f.seek(0, os.SEEK_END) >= log_from:  # smaller: rolled over since, read it all
+                f.seek(log_from)
+            else:
+                f.seek(0)
             return b"Kafka Server started" in f.read()
     except OSError:
         return False
 
 
-def wait(b: Broker, timeout: float = 90.0, proc: subprocess.Popen | None = None) -> str:
+def wait(b: Broker, timeout: float = 90.0, proc: subprocess.Popen | None = None, log_from: int = 0) -> str:
     """Block until clients can connect (listener open once the broker is unfenced)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise KafkaError(f"the Kafka broker exited with code {proc.returncode} while starting: see {b.log_file} and {b.log_dir / 'stdout.log'}")
-        if b.reachable() and (proc is None or _started_in_log(b)):
+        if b.reachable() and (proc is None or _started_in_log(b, log_from)):
             return f"kafka ready on 127.0.0.1:{b.port}"
         time.sleep(0.2)
     raise KafkaError(f"no Kafka broker answered on 127.0.0.1:{b.port} within {timeout:.0f}s: start it with 'scripts/kafka start' (log: {b.log_file})")
 
 
-def stop(b: Broker) -> str:
+def stop(b: Broker, kill: bool = False) -> str:
+    """SIGTERM (clean shutdown), SIGKILL after 30 s; ``kill``: SIGKILL at once (a crash, for fault tests)."""
     pid = b.pid()
     if not pid:
         b.pid_file.unlink(missing_ok=True)
         return f"kafka not running on port {b.port}"
+    if kill:
+        os.kill(pid, signal.SIGKILL)
+        while b.pid():
+            time.sleep(0.05)
+        b.pid_file.unlink(missing_ok=True)
+        return f"kafka killed with SIGKILL (pid {pid})"
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_GRACE_SECONDS
     while time.monotonic() < deadline and b.pid():
@@ -333,7 +375,21 @@ def configured_or_local(configured: str | None) -> Iterator[str]:
             print(stop(b), flush=True)
 
 
+def _take_brokers(argv: list[str]) -> int | None:
+    """Remove ``--brokers N`` (or ``--brokers=N``) from argv and return N."""
+    for i, arg in enumerate(argv):
+        if arg == "--brokers" and i + 1 < len(argv):
+            n = argv[i + 1]
+            del argv[i:i + 2]
+            return int(n)
+        if arg.startswith("--brokers="):
+            del argv[i]
+            return int(arg.split("=", 1)[1])
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The single-node commands (``app.devtools.localcluster.cli`` picks this or the cluster's)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     cmd = argv[0] if argv else "status"
     b = Broker.from_env()

@@ -49,7 +49,10 @@ class WorkerProcess:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/health/ready", timeout=2) as r:
                 return json.loads(r.read())
         except urllib.error.HTTPError as e:
-            return json.loads(e.read() or b"{}")
+            try:
+                return json.loads(e.read() or b"{}")
+            except ValueError:  # a plain-text 500: /health/ready raced the consumer's start
+                return None
         except (OSError, ValueError):
             return None
 

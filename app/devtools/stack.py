@@ -60,7 +60,9 @@ async def deployment(broker: str, root: Path, partitions: int = 8, name: str = "
         **env,
     }
     settings = Settings(broker=broker, app_id=full_env["LABELSTREAM_APP_ID"],
-                        topic_prefix=full_env["LABELSTREAM_TOPIC_PREFIX"], topic_partitions=partitions)
+                        topic_prefix=full_env["LABELSTREAM_TOPIC_PREFIX"], topic_partitions=partitions,
+                        replication_factor=int(full_env.get("LABELSTREAM_REPLICATION_FACTOR", "1")),
+                        min_insync_replicas=int(full_env.get("LABELSTREAM_MIN_INSYNC_REPLICAS", "1")))
     await ensure_topics(settings)
     s = Stack(settings, full_env, Path(root))
     try:

@@ -28,9 +28,11 @@ REASONS = {
     "media_too_large": "the chunks of one media item exceed the assembly limit",
     "result_too_large": "the result would exceed the results topic's message size",
     "invalid_filter": "a where-filter is malformed",
+    "filter_too_complex": "a where-filter exceeds a limit (nesting depth, operands, nodes, Like pattern length)",
     "invalid_classifier": "a classifier definition is invalid",
     "invalid_taxonomy": "a taxonomy is invalid",
     "vectorizer_error": "text could not be vectorized",
+    "text_too_long": "a text to vectorize exceeds the vectorizer's max_text_chars",
     "internal_error": "an unexpected error while classifying (a bug: please report)",
 }
 

@@ -25,6 +25,7 @@ from app.schemas.media import THRESHOLD_KEYS, Option
 from app.schemas.taxonomy import Taxonomy
 from app.schemas.vectors import Vector
 
+_ALL_OPTIONS: tuple[Option, ...] = ("visual", "conversation", "text_in_video")
 CLASSIFIER_PREFIX = "classifier:"
 TAXONOMY_PREFIX = "taxonomy:"
 
@@ -78,7 +79,7 @@ class MediaSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     index_id: str | None = Field(None, description="apply to media of this index; None: every index")
-    options: list[Option] = Field(default_factory=lambda: ["visual", "conversation", "text_in_video"], min_length=1)
+    options: list[Option] = Field(default_factory=lambda: list(_ALL_OPTIONS), min_length=1)
     conversation_option: Literal["semantic", "exact_match"] = "semantic"
     include_clips: bool = False
     show_detailed_score: bool = False
@@ -143,6 +144,11 @@ class ClassifierDef(BaseModel):
             )
         if self.type == "zeroshot" and not self.taxonomies:
             raise PydanticCustomError("invalid_classifier", "a zeroshot classifier needs 'taxonomies'")
+        if self.type == "zeroshot" and len(self.taxonomies) not in (1, len(self.classifyProperties)):
+            # classifyProperties[i] is labelled from taxonomies[i], or every property from the only taxonomy
+            raise PydanticCustomError(
+                "invalid_classifier", "a zeroshot classifier needs one taxonomy, or one per classifyProperties entry "
+                "({n} taxonomies for {m} properties)", {"n": len(self.taxonomies), "m": len(self.classifyProperties)})
         return self
 
 
@@ -152,7 +158,8 @@ class TaxonomyRecord(Taxonomy):
 
 
 TrainingRecord = Annotated[Union[Example, ClassifierDef, TaxonomyRecord], Field(discriminator="record")]
-_adapter: TypeAdapter = TypeAdapter(TrainingRecord)
+# mypy cannot take an Annotated union as a type argument; pydantic can
+_adapter: TypeAdapter[Example | ClassifierDef | TaxonomyRecord] = TypeAdapter(TrainingRecord)  # type: ignore[arg-type]
 
 
 def parse_training(data: Any) -> Example | ClassifierDef | TaxonomyRecord:

@@ -48,8 +48,8 @@ async def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
             NewTopic(
                 settings.topic(spec.name),
                 settings.topic_partitions or spec.partitions,
-                1,
-                topic_configs={"cleanup.policy": spec.cleanup_policy, **spec.config},
+                settings.replication_factor,
+                topic_configs={"cleanup.policy": spec.cleanup_policy, **spec.config, **settings.topic_config()},
             )
             for spec in CATALOG.values()
             if settings.topic(spec.name) not in existing

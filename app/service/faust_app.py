@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import faust
+from mode.types.signals import BaseSignalT
 
 from app.service import faustfix
 from app.settings import Settings
@@ -23,7 +25,7 @@ def make_app(settings: Settings) -> faust.App:
         datadir=str(settings.data_dir),
         processing_guarantee=settings.processing_guarantee,
         topic_partitions=settings.topic_partitions or CATALOG["objects"].partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.replication_factor,  # also table changelogs (faust Topic.declare)
         web_enabled=settings.web_enabled,
         web_host=settings.web_host,
         web_port=settings.web_port,
@@ -44,7 +46,7 @@ def make_app(settings: Settings) -> faust.App:
     return app
 
 
-def _quiet(app: faust.App, **kwargs: object) -> None:  # pragma: no cover - logging only
+def _quiet(sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:  # pragma: no cover - logging only
     logging.getLogger("faust.transport.drivers.aiokafka").setLevel(logging.WARNING)
 
 
@@ -52,7 +54,7 @@ def make_topics(app: faust.App, settings: Settings) -> dict[str, faust.TopicT]:
     """Every catalog topic; ``internal=True`` lets Faust create it with the catalog's settings."""
     topics = {}
     for name, spec in CATALOG.items():
-        config = {"cleanup.policy": spec.cleanup_policy, **spec.config}
+        config = {"cleanup.policy": spec.cleanup_policy, **spec.config, **settings.topic_config()}
         topics[name] = app.topic(settings.topic(name), partitions=settings.topic_partitions or spec.partitions,
                                  key_serializer="raw", value_serializer="raw", internal=True, config=config)
     return topics

@@ -1,4 +1,4 @@
-"""Runtime fixes for faust-streaming 0.15.3 rebalance races that lose records.
+"""Runtime fixes for faust-streaming 0.15.3 (on aiokafka 0.14.0): records lost on takeover, commits stuck on holes.
 
 Found by ``tests/integration/test_faults.py::test_survivor_takes_over_partitions_and_recovers_tables``:
 when a worker takes over partitions that have a backlog (another worker died), 1-7 % of
@@ -21,17 +21,109 @@ The fixes keep at-least-once (a duplicate is reprocessed, never a record skipped
 2. after recovery completes and the queues have been cleared, seek to the committed
    offsets once more, so whatever the clear threw away is fetched again.
 
-``apply()`` is idempotent and is called by ``app.service.faust_app.make_app`` before the app is created;
-``LABELSTREAM_FAUSTFIX=0`` turns it off (the takeover test then loses records again).
+**Offset holes (fix 3).** Faust commits a partition up to the first offset nobody acked, so
+an offset that never arrives (a record removed by compaction, a transaction marker, an
+aborted transaction's records under ``read_committed``) must be known as a hole, or the
+partition's commits stop there for the life of the process (``Consumer._new_offset``
+refuses when the first acked offset is 2 or more past the committed one). Faust learns
+holes in ``_drain_messages`` from the read offset: a record more than 1 past the last one
+read means the offsets between are holes (``_add_gap``). Fix 1 makes that read offset
+unknown, which switched the hole detection off. It cannot simply be switched back on: the
+drop and the hole detection read the same value in the same line, and in the takeover race
+above that value is wrong both ways -- after the seek to committed offset C, a stale record
+at S > C+1 is taken for "S follows C", so C+1..S are marked as holes and the commit jumps
+to S+1 over records that were only re-fetched, not processed (lost if the worker dies).
+
+So holes are taken from where they are known exactly instead: aiokafka itself. Each
+``FetchResult.getall`` hands out the records of one fetched range: it starts at the
+consumer's position (aiokafka checks that, which also discards results made stale by a
+seek) and moves the position to ``next_fetch_offset``, past every record, control batch,
+aborted batch or compacted-away offset in the range. Every offset in that range that is not
+a returned record will never be returned by the broker: a hole, a fact independent of seeks,
+rebalances and the order in which the stream sees the records. ``getall`` notes the holes
+(only while Faust's consumer thread is fetching, via a context variable, so other aiokafka
+consumers in the process are untouched); back on Faust's loop, ``_getmany`` feeds them to
+Faust's own ``_add_gap`` for the stream partitions it owns, and Faust's commit logic does
+the rest, unchanged. A record fetched but not delivered (Faust skips records of inactive
+partitions) is not a hole, so the commit never passes it.
+
+``apply()`` is idempotent and is called by ``app.service.faust_app.make_app`` before the app is created. It
+refuses (``UnsupportedVersion``) when the installed faust-streaming or aiokafka is not the
+version these patches were written against, since they replace private internals.
+``LABELSTREAM_FAUSTFIX=0`` turns it all off, check included: the takeover test then loses
+records again, and holes are left to Faust's own detection, which besides the race above
+never sees a hole right after offset 0 (``if gap > 1 and r_offset``: 0 is false), so
+``tests/integration/test_offset_holes.py`` fails unpatched too (commits stop at 1).
 """
 
 from __future__ import annotations
 
+import contextvars
+import importlib.metadata
 import os
-from collections import defaultdict
-from typing import Any
+from collections import defaultdict, deque
+from typing import Any, Iterable, Mapping
+
+#: The exact versions whose source these patches were read against.
+PATCHED_FOR = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0"}
 
 _applied = False
+
+#: While Faust's consumer thread is fetching: the deque that collects ``(tp, first, last)`` holes.
+_hole_sink: contextvars.ContextVar[deque | None] = contextvars.ContextVar("labelstream_hole_sink", default=None)
+
+
+class UnsupportedVersion(RuntimeError):
+    """The installed faust-streaming or aiokafka is not the one the patches were written for."""
+
+
+def installed_versions() -> dict[str, str]:
+    return {name: importlib.metadata.version(name) for name in PATCHED_FOR}
+
+
+def check_versions(found: Mapping[str, str] | None = None) -> None:
+    """Raise ``UnsupportedVersion`` (one line: what was found, what to do) unless the versions match.
+
+    >>> check_versions(PATCHED_FOR)
+    >>> try:
+    ...     check_versions({**PATCHED_FOR, "faust-streaming": "0.16.0"})
+    ... except UnsupportedVersion as e:
+    ...     print(str(e).split(":")[0])  # doctest: +ELLIPSIS
+    faust-streaming 0.16.0 is installed, but app...faustfix patches private internals of faust-streaming 0.15.3
+    """
+    found = installed_versions() if found is None else found
+    wrong = {name: found.get(name) for name, want in PATCHED_FOR.items() if found.get(name) != want}
+    if wrong:
+        have = " and ".join(f"{name} {v}" for name, v in wrong.items())
+        want = " and ".join(f"{name} {PATCHED_FOR[name]}" for name in wrong)
+        pins = " ".join(f"{name}=={v}" for name, v in PATCHED_FOR.items())
+        raise UnsupportedVersion(
+            f"{have} {'is' if len(wrong) == 1 else 'are'} installed, but {__name__} patches private internals of "
+            f"{want}: install {pins} (the pins in pyproject.toml: 'make install'), or re-check each patch against the "
+            f"installed source and update PATCHED_FOR, or set LABELSTREAM_FAUSTFIX=0 to run unpatched (records may be "
+            f"lost when partitions move between workers)"
+        )
+
+
+def holes(start: int, stop: int, offsets: Iterable[int]) -> list[tuple[int, int]]:
+    """Offsets in ``[start, stop)`` missing from the sorted ``offsets``, as inclusive ``(first, last)`` runs.
+
+    >>> holes(10, 20, [10, 11, 15, 16])
+    [(12, 14), (17, 19)]
+    >>> holes(10, 12, [10, 11])
+    []
+    >>> holes(5, 9, [])
+    [(5, 8)]
+    """
+    out = []
+    expected = start
+    for offset in offsets:
+        if offset > expected:
+            out.append((expected, offset - 1))
+        expected = offset + 1
+    if stop > expected:
+        out.append((expected, stop - 1))
+    return out
 
 
 class StreamReadOffsets(defaultdict):
@@ -60,21 +152,84 @@ def _reseek_after(recover):
     return recover_then_reseek
 
 
+def _noting_holes(getall):
+    """``FetchResult.getall`` that reports the holes of the range it hands out (aiokafka's consumer thread)."""
+
+    def getall_noting_holes(self, max_records=None):
+        records = self._partition_records  # getall drops the reference when it is done
+        start = records.next_fetch_offset if records is not None else None
+        out = getall(self, max_records)
+        sink = _hole_sink.get()
+        # The position moved from start only if getall handed out the range (assignment and position checked).
+        if sink is not None and start is not None and records.next_fetch_offset > start:
+            tp = self._topic_partition
+            sink.extend((tp, first, last) for first, last in holes(start, records.next_fetch_offset,
+                                                                    (r.offset for r in out)))
+        return out
+
+    getall_noting_holes.__wrapped__ = getall
+    return getall_noting_holes
+
+
+def _fetching_into_sink(fetch_records):
+    """``AIOKafkaConsumerThread._fetch_records`` with this Faust consumer's hole sink set."""
+
+    async def fetch_records_into_sink(self, *args, **kwargs):
+        token = _hole_sink.set(self.consumer._labelstream_holes)  # noqa: SLF001
+        try:
+            return await fetch_records(self, *args, **kwargs)
+        finally:
+            _hole_sink.reset(token)
+
+    fetch_records_into_sink.__wrapped__ = fetch_records
+    return fetch_records_into_sink
+
+
+def _adding_gaps(getmany):
+    """``Consumer._getmany`` that hands the holes noted while fetching to Faust's gap tracking (Faust's loop)."""
+
+    async def getmany_adding_gaps(self, *args, **kwargs):
+        records = await getmany(self, *args, **kwargs)
+        sink = self._labelstream_holes  # noqa: SLF001
+        if sink:
+            assigned = self.assignment()
+            acks_enabled_for = self.app.topics.acks_enabled_for
+            while sink:
+                tp, first, last = sink.popleft()
+                # Changelog partitions keep Faust's own read-offset detection (fix 1 leaves them alone).
+                if tp in assigned and not self._is_changelog_tp(tp) and acks_enabled_for(tp.topic):
+                    await self._add_gap(tp, first, last)  # noqa: SLF001
+        return records
+
+    getmany_adding_gaps.__wrapped__ = getmany
+    return getmany_adding_gaps
+
+
 def apply() -> None:
     """Patch faust-streaming; ``LABELSTREAM_FAUSTFIX=0`` leaves it as shipped (to reproduce the loss)."""
     global _applied
-    if _applied or os.environ.get("LABELSTREAM_FAUSTFIX", "1") == "0":
+    if os.environ.get("LABELSTREAM_FAUSTFIX", "1") == "0":
         return
+    check_versions()
+    if _applied:
+        return
+    from aiokafka.consumer.fetcher import FetchResult
     from faust.tables.recovery import Recovery
     from faust.transport.consumer import Consumer
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+    from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 
     init = Consumer.__init__
 
     def __init__(self, *args, **kwargs):
         init(self, *args, **kwargs)
         self._read_offset = StreamReadOffsets(self)
+        self._labelstream_holes = deque()
 
     Consumer.__init__ = __init__
     Recovery.on_recovery_completed = _reseek_after(Recovery.on_recovery_completed)
     Recovery._resume_streams = _reseek_after(Recovery._resume_streams)  # noqa: SLF001
+    FetchResult.getall = _noting_holes(FetchResult.getall)
+    AIOKafkaConsumerThread._fetch_records = _fetching_into_sink(AIOKafkaConsumerThread._fetch_records)  # noqa: SLF001
+    AIOKafkaConsumer._getmany = _adding_gaps(AIOKafkaConsumer._getmany)  # noqa: SLF001
     _applied = True

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import faust
 
 from app.classify.outcome import Outcome, Record
-from app.classify.state import ModelState
+from app.classify.state import ModelState, Snapshot
 from app.service.metrics import AGENT_RESTARTS
 from app.service.replica import ChangelogReplica
 from app.service.sink import Sink
@@ -43,19 +43,21 @@ class Runtime:
         """``fn(*args, **kwargs)`` in the classify pool."""
         return await asyncio.get_running_loop().run_in_executor(self.pool, functools.partial(fn, *args, **kwargs))
 
-    async def run_split(self, step: Callable[[ModelState, Sequence[Record]], list[Outcome]],
+    async def run_split(self, step: Callable[[ModelState, Sequence[Record], Snapshot], list[Outcome]],
                         records: Sequence[Record]) -> list[Outcome]:
-        """A batch step over the pool, split into shares so every core works; outcomes in input order."""
+        """A batch step over the pool, split into shares so every core works; outcomes in input order.
+        Every share classifies with the one model snapshot taken here: one batch, one version."""
+        snap = self.state.snapshot()
         n = min(self.settings.classify_threads, len(records) // MIN_SHARE) or 1
         size = -(-len(records) // n) if records else 1
         shares = [records[i:i + size] for i in range(0, len(records), size)]
-        done = await asyncio.gather(*(self.run(step, self.state, s) for s in shares))
+        done = await asyncio.gather(*(self.run(step, self.state, s, snap) for s in shares))
         return [o for share in done for o in share]
 
     def agent(self, topic: str, name: str) -> Callable[[Callable[..., Any]], Any]:
         """``@rt.agent("objects", "objects")``: a Faust agent on a catalog topic whose crashes are counted."""
         def register(fn: Callable[..., Any]) -> Any:
-            agent = self.app.agent(self.topics[topic], name=name)(fn)
+            agent: Any = self.app.agent(self.topics[topic], name=name)(fn)
             faust_handler = agent._on_error  # noqa: SLF001 - Faust's own (tells the consumer); keep it
 
             async def on_error(a: Any, exc: BaseException) -> None:

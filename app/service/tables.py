@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Callable
 
 import faust
+from faust.types import TableT
 
 from app.classify.outcome import TableWrite
 from app.settings import Settings
@@ -34,7 +35,7 @@ class Tables:
     """Every table of a worker, by name."""
 
     def __init__(self, app: faust.App, settings: Settings):
-        def table(name: str, source: str, help: str, **extra: str) -> faust.Table:
+        def table(name: str, source: str, help: str, **extra: str) -> TableT:
             return app.Table(
                 name,
                 partitions=settings.topic_partitions or CATALOG[source].partitions,
@@ -42,7 +43,7 @@ class Tables:
                 value_type=bytes,
                 use_partitioner=True,
                 help=help,
-                extra_topic_configs=dict(extra),
+                extra_topic_configs={**settings.topic_config(), **extra},
             )
 
         # b'<example id>' | b'classifier:<name>' | b'taxonomy:<name>' -> validated record (JSON)
@@ -54,7 +55,7 @@ class Tables:
                                     **{"max.message.bytes": BIG})
         self.media_cache = table(MEDIA_CACHE, "media", "media results by content, taxonomy version and classifier "
                                  "settings", **{"max.message.bytes": BIG})
-        self.by_name: dict[str, faust.Table] = {t.name: t for t in (self.training, self.stored_objects,
+        self.by_name: dict[str, TableT] = {t.name: t for t in (self.training, self.stored_objects,
                                                                      self.media_assembly, self.media_cache)}
 
     def apply(self, w: TableWrite) -> None:

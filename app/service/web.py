@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from faust.web import Request, Response, View
@@ -17,12 +18,20 @@ from app.service.metrics import agent_restarts
 from app.service.runtime import Runtime
 
 
+def _check(fn: Callable[[], bool]) -> bool:
+    try:
+        return bool(fn())
+    except Exception:  # noqa: BLE001 - a part not started yet (the consumer before the worker's start) is not ready
+        return False
+
+
 def readiness(rt: Runtime) -> dict[str, Any]:
     app, snap = rt.app, rt.state.snapshot()
     checks = {
-        "consumer_assigned": bool(app.consumer.assignment()) if app.consumer else False,
-        "not_rebalancing": not app.rebalancing,
-        "tables_recovered": app.tables.recovery.completed.is_set() and not app.in_recovery,
+        "consumer_assigned": _check(lambda: bool(app.consumer.assignment())),
+        "not_rebalancing": _check(lambda: not app.rebalancing),
+        "tables_recovered": _check(lambda: app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
+                                   and not app.in_recovery),
         "training_replica_caught_up": rt.replica.caught_up.is_set(),
     }
     return {

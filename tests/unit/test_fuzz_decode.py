@@ -19,7 +19,7 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 
-from app import samples
+from app.devtools import samples
 from app.classify.codec import Rejected, decode
 from app.classify.training import validate
 from app.schemas.deadletter import REASONS

@@ -41,7 +41,7 @@ def test_flat_winner_matched_prompt_and_exact_cosines():
     assert [r["class"] for r in res] == ["cat", "dog", "cat"]
     assert (res[0]["prompt"], res[0]["prompt_index"], res[0]["prompt_class"]) == ("a kitten", 1, "cat")
     assert (res[2]["prompt"], res[2]["prompt_index"]) == ("a cat", 0)
-    assert res[0]["distance"] == pytest.approx(1 - 1.02 / n0, abs=1e-6)
+    assert res[0]["distance"] == pytest.approx((1 - 1.02 / n0) / 2, abs=1e-6)  # one cosine distance (app.core.knn)
     assert res[0]["path"] == ["cat"]
 
 

@@ -19,7 +19,7 @@ def register(rt: Runtime) -> None:
     read_assembly, read_cache = rt.tables.reader(MEDIA_ASSEMBLY), rt.tables.reader(MEDIA_CACHE)
 
     @rt.agent("media", "media")
-    async def media(stream):  # type: ignore[no-untyped-def]
+    async def media(stream):
         await rt.replica.caught_up.wait()  # never classify with a half-loaded model
         async for batch in stream.take_events(rt.settings.batch_size, rt.settings.batch_within):
             INPUTS.labels("media").inc(len(batch))

@@ -10,7 +10,7 @@ from app.service.runtime import Runtime
 
 def register(rt: Runtime) -> None:
     @rt.agent("objects", "objects")
-    async def objects(stream):  # type: ignore[no-untyped-def]
+    async def objects(stream):
         await rt.replica.caught_up.wait()  # never classify with a half-loaded model
         async for batch in stream.take_events(rt.settings.batch_size, rt.settings.batch_within):
             records = [Record.of(e.message) for e in batch]

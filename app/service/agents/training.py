@@ -15,7 +15,7 @@ from app.service.tables import TRAINING
 
 def register(rt: Runtime) -> None:
     @rt.agent("training", "training")
-    async def training(stream):  # type: ignore[no-untyped-def]
+    async def training(stream):
         read = rt.tables.reader(TRAINING)
         async for batch in stream.take_events(rt.settings.batch_size, rt.settings.batch_within):
             records = [Record.of(e.message) for e in batch]
