@@ -358,14 +358,18 @@ def nested_not(depth: int) -> dict:
     return where
 
 
-def training() -> list[Case]:
-    """Valid records that leave every object's expected output as it is, and bad ones."""
+def training() -> list[list[Case]]:
+    """Valid records that leave every object's expected output as it is, and bad ones; a delete
+    follows its example (a delete of a key not in the table writes nothing, so counts would vary)."""
     centres = samples.centres()
-    cases: list[Case] = []
+    seqs: list[list[Case]] = []
     n = iter(range(1_000_000))
 
+    def case(kind: str, key: str | None, value: Any, expect: Expect) -> Case:
+        return Case("training", key.encode() if key is not None else None, _b(value), expect, kind)
+
     def rec(kind: str, key: str | None, value: Any, expect: Expect) -> None:
-        cases.append(Case("training", key.encode() if key is not None else None, _b(value), expect, kind))
+        seqs.append([case(kind, key, value, expect)])
 
     for li, noise in draw(st.tuples(st.integers(0, 2), noise16), 10):
         ex = f"fz-ex-{next(n)}"  # near its own cluster: Article objects keep their labels
@@ -374,8 +378,9 @@ def training() -> list[Case]:
     side = [f"fz-side-{next(n)}" for _ in range(5)]
     for i, ex in enumerate(side):
         rec("valid", ex, {**samples.example(ex, np.arange(8) + i, f"s{i % 2}"), "class": "Side"}, Expect(none=True))
-    rec("valid", side[0], {"record": "example", "op": "delete", "id": side[0]}, Expect(none=True))
-    rec("valid", side[1], None, Expect(none=True))  # tombstone
+    # a delete after its example (same key: same partition, so in order)
+    seqs[-5].append(case("valid", side[0], {"record": "example", "op": "delete", "id": side[0]}, Expect(none=True)))
+    seqs[-4].append(case("valid", side[1], None, Expect(none=True)))  # tombstone
     side_clf = {**samples.classifier(name="side-topic", filters={"sourceWhere": nested_not(20)}), "class": "Side"}
     rec("valid", "classifier:side-topic", side_clf, Expect(none=True))
 
@@ -408,13 +413,14 @@ def training() -> list[Case]:
         ex = f"fz-extype-{next(n)}"
         rec("bad", ex, {**samples.example(ex, np.ones(samples.DIM), "sport"), field_name: bad},
             Expect.dead("schema_violation"))
-    return cases
+    return seqs
 
 
 # -- one stream ---------------------------------------------------------------------------------------
 def stream(seed: int = SEED) -> list[Case]:
-    """Every case, interleaved at random (fixed seed); a chunked item's records keep their order."""
-    seqs = [[c] for c in objects()] + media() + [[c] for c in training()]
+    """Every case, interleaved at random (fixed seed); a sequence (a chunked item, an example and
+    its delete) keeps its order."""
+    seqs = [[c] for c in objects()] + media() + training()
     rng = random.Random(seed)
     slots = [i for i, s in enumerate(seqs) for _ in s]
     rng.shuffle(slots)
