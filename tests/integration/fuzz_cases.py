@@ -192,6 +192,10 @@ def objects() -> list[Case]:
         oid = f"fz-comment-{next(n)}"
         obj("text", {"id": oid, "class": "Comment", "text": text}, Expect(results={f"{oid}/comment-tone": None}))
     obj("text", {"id": "fz-empty-text", "class": "Comment", "text": ""}, Expect.dead("schema_violation"))
+    for cls, chars in (("Comment", 99_000), ("Comment", 100_001), (samples.CLASS, 400_000)):  # max_text_chars 100,000
+        oid = f"fz-longtext-{next(n)}"
+        obj("long_text", {"id": oid, "class": cls, "text": "spam and eggs " * (chars // 14) + "x" * (chars % 14)},
+            Expect(results={f"{oid}/comment-tone": None}) if chars <= 100_000 else Expect.dead("text_too_long"))
 
     # a kNN classifier, no example yet, vectors of several dimensions in one batch
     for dim in draw(st.sampled_from([4, 8, 16, 24, 33]), 15) * 3:
