@@ -61,6 +61,16 @@ class Settings(BaseSettings):
     # stored objects (the latest version of each object and its labels, for jobs over stored items)
     store_objects: bool = True
 
+    # bounded state: table entries older than these (seconds; 0 = kept forever) are removed by the
+    # sweeper (app/service/sweeper.py). Age counts from the entry's last write ("at" in its value).
+    stored_objects_retention: float = Field(7 * 86400.0, ge=0)
+    media_incomplete_ttl: float = Field(3600.0, ge=0, description="chunks of an item whose last chunk is older "
+                                        "are dropped, with a media_incomplete dead letter")
+    media_done_ttl: float = Field(86400.0, ge=0, description="done markers (they drop redelivered chunks)")
+    media_cache_ttl: float = Field(86400.0, ge=0)
+    sweep_interval: float = Field(10.0, gt=0, description="seconds between two sweeps of the tables")
+    sweep_batch: int = Field(1000, ge=1, description="keys examined per table per sweep (work on the event loop)")
+
     # kNN index
     knn_exact_threshold: int = 2_000
     annoy_n_trees: int | None = None

@@ -8,8 +8,9 @@ survives restarts (changelog-backed) without touching Kafka here.
 per chunk, so no value grows past one chunk (a media event is at most ``max_payload_bytes``;
 the changelog allows 16 MB messages like the media topic):
 
-- ``["<media_id>", salt]``       ``{"chunks": {seq: [final, total]}, "bytes": n, "done"?: offset}``
-                                 while waiting, ``{"done": offset}`` once classified or dead-lettered
+- ``["<media_id>", salt]``       ``{"at": ms, "chunks": {seq: [final, total]}, "offsets": {seq: offset},
+                                 "bytes": n, "done"?: offset}`` while waiting, ``{"at": ms, "done": offset}``
+                                 once classified or dead-lettered (``at``: when it was last written)
 - ``["<media_id>", seq, salt]``  the stored chunk (``app.classify.media.encode_chunk``)
 
 Keys are JSON arrays (a media_id may hold any character: no separator could be ambiguous).
@@ -32,6 +33,11 @@ offset starts a new assembly (the item was sent again).
 body of a result. Its keys are content hashes, not co-located with any record: the cache is
 shared by every media item of a worker's partitions, and after a rebalance an entry may sit
 with another worker; a miss only costs a recomputation of the same result.
+
+**Bounded state** (:func:`expire`, applied by ``app/service/sweeper.py``): an item whose last
+chunk was stored ``media_incomplete_ttl`` ago loses its chunks and leaves a ``media_incomplete``
+dead letter (nothing vanishes silently); a done marker goes after ``media_done_ttl``; a chunk
+that no index entry lists (a crash between a done marker and its chunk deletions) goes at once.
 """
 
 from __future__ import annotations
@@ -45,8 +51,9 @@ import orjson
 from aiokafka.partitioner import murmur2
 
 from app.classify.codec import Rejected
+from app.classify.expiry import Expiry, now_ms, since, stamped
 from app.classify.media import encode_chunk
-from app.classify.outcome import TableWrite
+from app.classify.outcome import Record, TableWrite
 from app.core.segments import chunk_info, chunk_status
 from app.schemas.deadletter import Source
 from app.schemas.media import MediaEvent
@@ -82,6 +89,7 @@ class Complete:
     chunk_keys: list[bytes]
     values: list[bytes]
     offset: int
+    at: int  # the done marker's stamp
 
     def close(self) -> list[TableWrite]:
         """The done marker, then the chunk deletions: the writes that follow the item's output.
@@ -89,7 +97,7 @@ class Complete:
         The marker goes first: keys are co-located, so the changelog keeps this order, and a
         crash half-way leaves orphaned chunks (overwritten by a resend) rather than an index
         naming chunks that are gone."""
-        marker = TableWrite(ASSEMBLY, self.index_key, orjson.dumps({"done": self.offset}))
+        marker = TableWrite(ASSEMBLY, self.index_key, stamped(self.at, {"done": self.offset}))
         return [marker, *(TableWrite(ASSEMBLY, k, None) for k in self.chunk_keys)]
 
 
@@ -103,12 +111,14 @@ class Step:
 
 
 def add_chunk(ev: MediaEvent, key: bytes | None, source: Source, read: Read, *, partitions: int,
-              max_bytes: int) -> Step:
+              max_bytes: int, now: int | None = None) -> Step:
     """Store one chunk event. ``Step.complete`` is None while the item waits (or for a redelivered
     chunk of a finished item), the item when this chunk completes it. ``Step.rejected`` (with the
     writes that discard the item) when no further chunk could make the item consistent or it is
-    too big; raises ``Rejected`` for a chunk that is bad on its own (the item waits for a good copy)."""
+    too big; raises ``Rejected`` for a chunk that is bad on its own (the item waits for a good copy).
+    ``now`` (ms, default the clock) stamps what is written."""
     assert ev.chunk is not None
+    now = now_ms() if now is None else now
     if key != ev.media_id.encode():
         raise Rejected("media_key_mismatch", f"chunk of media {ev.media_id!r} is keyed {key!r}: "
                        "chunks are assembled per partition, so they must be keyed by media_id")
@@ -120,6 +130,7 @@ def add_chunk(ev: MediaEvent, key: bytes | None, source: Source, read: Read, *, 
         return Step()
     if "chunks" not in state:  # a new assembly; the marker stays for replays of older offsets
         state = {"chunks": {}, "bytes": 0, "done": state["done"]}
+    state.setdefault("offsets", {})[str(seq)] = source.offset
     chunk_key = colocated([ev.media_id, seq], part, partitions)
     earlier = read(chunk_key) if str(seq) in state["chunks"] else None
     value = encode_chunk(ev, earlier)
@@ -129,10 +140,10 @@ def add_chunk(ev: MediaEvent, key: bytes | None, source: Source, read: Read, *, 
     infos = [{"chunk": {"seq": int(s), "final": f, "total": t}} for s, (f, t) in state["chunks"].items()]
     status = chunk_status(*chunk_info(infos))
     if status == "waiting" and state["bytes"] <= max_bytes:
-        return Step([TableWrite(ASSEMBLY, chunk_key, value), TableWrite(ASSEMBLY, index_key, orjson.dumps(state))])
+        return Step([TableWrite(ASSEMBLY, chunk_key, value), TableWrite(ASSEMBLY, index_key, stamped(now, state))])
     keys = {s: colocated([ev.media_id, s], part, partitions) for s in sorted(int(s) for s in state["chunks"])}
     if status == "inconsistent" or state["bytes"] > max_bytes:
-        discard = Complete(index_key, list(keys.values()), [], source.offset).close()
+        discard = Complete(index_key, list(keys.values()), [], source.offset, now).close()
         if status == "inconsistent":
             r = Rejected("chunks_inconsistent", f"chunks {list(keys)} of media {ev.media_id!r} cannot complete "
                          f"(final and total: {state['chunks']})", "chunk")
@@ -147,4 +158,42 @@ def add_chunk(ev: MediaEvent, key: bytes | None, source: Source, read: Read, *, 
         if v is None:
             raise Rejected("chunks_inconsistent", f"chunk {s} of media {ev.media_id!r} is missing from the table", "chunk")
         values.append(v)
-    return Step([], Complete(index_key, list(keys.values()), values, source.offset))
+    return Step([], Complete(index_key, list(keys.values()), values, source.offset, now))
+
+
+def expire(key: bytes, value: bytes, read: Read, *, now: int, incomplete_ttl: int, done_ttl: int,
+           first_seen: dict[bytes, int], partitions: int, topic: str) -> Expiry | None:
+    """What to do with one ``media-assembly`` entry at ``now`` (ms; TTLs in ms, 0 = never), or None.
+
+    ``read`` must show the table as it is: the caller holds the media agent off while it decides
+    and applies (``Tables.lock``). ``topic`` is the media topic (the dead letter's source)."""
+    try:
+        parts = orjson.loads(key)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(parts, list) or len(parts) not in (2, 3):
+        return None
+    part = partition_of(key, partitions)
+    if len(parts) == 3:  # a chunk: kept while its index entry lists it; that entry expires it
+        index = read(colocated(parts[:1], part, partitions))
+        listed = index is not None and str(parts[1]) in orjson.loads(index).get("chunks", {})
+        return None if listed else Expiry([TableWrite(ASSEMBLY, key, None)])
+    state = orjson.loads(value)
+    at = since(key, value, now, first_seen)
+    if not state.get("chunks"):
+        if done_ttl > 0 and now - at >= done_ttl:
+            return Expiry([TableWrite(ASSEMBLY, key, None)])
+        return None
+    if incomplete_ttl <= 0 or now - at < incomplete_ttl:
+        return None
+    media_id, chunks, offsets = parts[0], state["chunks"], state.get("offsets", {})
+    # The index first: a crash half-way leaves chunks no entry lists, which the next sweep drops.
+    head = TableWrite(ASSEMBLY, key, stamped(at, {"done": state["done"]}) if "done" in state else None)
+    writes = [head, *(TableWrite(ASSEMBLY, colocated([media_id, int(s)], part, partitions), None)
+                      for s in sorted(chunks, key=int))]
+    last = max(offsets.values(), default=-1)  # -1: an entry written before offsets were recorded
+    detail = (f"media {media_id!r} did not complete: chunks {sorted(int(s) for s in chunks)} (seq: [final, total] "
+              f"{chunks}) at offsets {offsets or 'unknown'} of partition {part}; no chunk for "
+              f"{(now - at) / 1000:.0f}s (media_incomplete_ttl {incomplete_ttl / 1000:g}s): the chunks were dropped")
+    record = Record(str(media_id).encode(), None, Source(topic=topic, partition=part, offset=last, timestamp=at))
+    return Expiry(writes, (record, Rejected("media_incomplete", detail, "chunk")))

@@ -48,6 +48,7 @@ from typing import Any, Mapping
 import orjson
 
 from app.classify.codec import Rejected, dumps
+from app.classify.expiry import now_ms, stamped
 from app.core.frames import frame_scores, hive_envelope, hive_media
 from app.core.media import MediaClass, classify_media
 from app.core.taxonomy import CompiledTaxonomy
@@ -247,10 +248,12 @@ def cache_key(content: str, media: Media, c: Classifier, tax: CompiledTaxonomy) 
     return hashlib.blake2b(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS), digest_size=20).hexdigest().encode()
 
 
-def classify(job: Job, cached: Mapping[bytes, bytes | None]) -> Computed:
-    """One result per run: from the cache when the key is there, computed (and to be cached)
-    otherwise. Raises ``Rejected``: one dead letter instead of any result."""
+def classify(job: Job, cached: Mapping[bytes, bytes | None], now: int | None = None) -> Computed:
+    """One result per run: from the cache when the key is there, computed (and to be cached,
+    stamped ``now`` ms for the cache TTL) otherwise. Raises ``Rejected``: one dead letter instead
+    of any result."""
     out = Computed()
+    now = now_ms() if now is None else now
     origin = _origin(job.media.source)
     for run in job.runs:
         hit = cached.get(run.key)
@@ -260,7 +263,7 @@ def classify(job: Job, cached: Mapping[bytes, bytes | None]) -> Computed:
         else:
             body = compute(job, run)
             body["origin"] = origin
-            out.cache_writes[run.key] = orjson.dumps(body)
+            out.cache_writes[run.key] = stamped(now, body)
             from_cache = False
         r = to_result(job, run, body, from_cache)
         if (size := len(dumps(r))) > RESULT_LIMIT:

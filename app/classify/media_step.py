@@ -21,6 +21,7 @@ from __future__ import annotations
 from app.classify import media as engine
 from app.classify.assembly import Read, add_chunk
 from app.classify.codec import Rejected, decode, internal_error
+from app.classify.expiry import now_ms
 from app.classify.outcome import Outcome, Record, TableWrite
 from app.classify.state import ModelState
 from app.schemas.media import MediaEvent
@@ -30,8 +31,10 @@ ASSEMBLY_FACTOR = 32  # an assembled item may hold this many max-size records (v
 
 
 def media_step(state: ModelState, record: Record, read_assembly: Read, read_cache: Read, *,
-               partitions: int) -> Outcome:
+               partitions: int, now: int | None = None) -> Outcome:
+    """``now`` (ms, default the clock) stamps the table writes (``app/classify/expiry.py``)."""
     settings = state.settings
+    now = now_ms() if now is None else now
     complete = None
     try:
         ev = decode(record.value, MediaEvent, settings.max_payload_bytes)
@@ -42,7 +45,7 @@ def media_step(state: ModelState, record: Record, read_assembly: Read, read_cach
             item = engine.whole(ev, record.source)
         else:
             step = add_chunk(ev, record.key, record.source, read_assembly, partitions=partitions,
-                             max_bytes=ASSEMBLY_FACTOR * settings.max_payload_bytes)
+                             max_bytes=ASSEMBLY_FACTOR * settings.max_payload_bytes, now=now)
             if step.rejected is not None:
                 return Outcome.reject(step.rejected, step.writes)
             if step.complete is None:
@@ -50,7 +53,7 @@ def media_step(state: ModelState, record: Record, read_assembly: Read, read_cach
             complete = step.complete
             item = engine.assemble(complete.values, record.source)
         job = engine.prepare(state, item)
-        computed = engine.classify(job, {k: read_cache(k) for k in job.cache_keys})
+        computed = engine.classify(job, {k: read_cache(k) for k in job.cache_keys}, now)
         out = Outcome(results=computed.results,
                       writes=[TableWrite(CACHE, k, v) for k, v in computed.cache_writes.items()])
     except Rejected as r:

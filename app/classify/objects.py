@@ -26,9 +26,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import orjson
 
 from app.classify.codec import Rejected, check_depth, decode, internal_error
+from app.classify.expiry import now_ms, stamped
 from app.classify.outcome import Outcome, Record, TableWrite
 from app.classify.state import Classifier, ModelState, Snapshot
 from app.classify.zeroshot import run_zeroshot, taxonomy_vectorizer
@@ -76,11 +76,12 @@ def objects_step(state: ModelState, records: Sequence[Record], snap: Snapshot | 
             continue
         items.append(Item(obj, rec.source))
         rows.append(i)
+    now = now_ms()  # the stored objects' stamp, for their retention (app/classify/expiry.py)
     for i, item, out in zip(rows, items, classify_objects(state, items, snap), strict=True):
         outcomes[i] = out
         if out.rejected is None and state.settings.store_objects:
             try:  # per item: a value that cannot be stored fails this object, not the batch
-                out.writes.append(TableWrite(STORED_OBJECTS, item.event.id.encode(), stored(item, out.results)))
+                out.writes.append(TableWrite(STORED_OBJECTS, item.event.id.encode(), stored(item, out.results, now)))
             except Exception as e:  # noqa: BLE001 - errors are data
                 out.fail(internal_error(e))
     return outcomes
@@ -275,13 +276,14 @@ def _run_zeroshot(state: ModelState, snap: Snapshot, c: Classifier, items: list[
     return run_zeroshot(snap, c, items, q, _base)
 
 
-def stored(item: Item, results: list[Result]) -> bytes:
-    """The stored-objects value: the object (vector as base64) and its latest labels per classifier."""
+def stored(item: Item, results: list[Result], at: int) -> bytes:
+    """The stored-objects value: when it was stored (ms), the object (vector as base64) and its
+    latest labels per classifier."""
     obj = item.event.model_dump(mode="json", by_alias=True, exclude={"vector"})
     if item.event.vector is not None:
         obj["vector"] = encode_vector(item.event.vector)
-    return orjson.dumps({"object": obj, "results": {r.classifier: {"labels": r.labels, "confidence": r.confidence}
-                                                    for r in results if r.classifier}})
+    return stamped(at, {"object": obj, "results": {r.classifier: {"labels": r.labels, "confidence": r.confidence}
+                                                     for r in results if r.classifier}})
 
 
 METHODS: dict[str, Method] = {"knn": run_knn, "zeroshot": _run_zeroshot}

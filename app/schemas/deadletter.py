@@ -26,6 +26,8 @@ REASONS = {
     "media_key_mismatch": "a chunked media event is not keyed by its media_id",
     "chunks_inconsistent": "the chunks of a media item contradict each other (seq after final, total, kind)",
     "media_too_large": "the chunks of one media item exceed the assembly limit",
+    "media_incomplete": "a chunked media item did not complete within media_incomplete_ttl of its last chunk: its "
+                        "chunks were dropped (detail names the chunks and their offsets)",
     "result_too_large": "the result would exceed the results topic's message size",
     "invalid_filter": "a where-filter is malformed",
     "filter_too_complex": "a where-filter exceeds a limit (nesting depth, operands, nodes, Like pattern length)",

@@ -9,6 +9,7 @@ import faust
 from mode.types.signals import BaseSignalT
 
 from app.service import faustfix
+from app.service.store import table_store
 from app.settings import Settings
 from app.topics import CATALOG
 
@@ -21,7 +22,7 @@ def make_app(settings: Settings) -> faust.App:
     app = faust.App(
         settings.app_id,
         broker=settings.broker,
-        store=settings.store,
+        store=table_store(settings.store) or settings.store,  # rocksdb: files keys by partition (store.py)
         datadir=str(settings.data_dir),
         processing_guarantee=settings.processing_guarantee,
         topic_partitions=settings.topic_partitions or CATALOG["objects"].partitions,

@@ -15,6 +15,7 @@ RESULTS = Counter("labelstream_results_total", "results published", ["method"])
 DEAD_LETTERS = Counter("labelstream_dead_letters_total", "dead letters published", ["reason"])
 HITS = Counter("labelstream_moderation_hits_total", "moderation policy hits published", ["action"])
 AGENT_RESTARTS = Counter("labelstream_agent_restarts_total", "agent crashes (Faust restarts the agent)", ["agent"])
+EXPIRED = Counter("labelstream_expired_total", "table entries removed by the sweeper (TTL, retention)", ["table"])
 BATCH_SECONDS = Histogram("labelstream_batch_seconds", "time to classify one batch", ["agent"],
                           buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5))
 

@@ -17,7 +17,7 @@ import faust
 
 from app.classify.codec import Rejected, dumps
 from app.classify.deadletter import dead_letter
-from app.classify.outcome import Outcome, Record
+from app.classify.outcome import Outcome, Record, TableWrite
 from app.schemas.results import Result
 from app.service.metrics import DEAD_LETTERS, HITS, RESULTS
 from app.service.tables import Tables
@@ -64,5 +64,9 @@ class Sink:
             for hit in out.hits:
                 HITS.labels(hit.action).inc()
                 await self.moderation.send(key=hit.item_id.encode(), value=dumps(hit), headers=headers)
-        for w in out.writes:
+        self.write(out.writes)
+
+    def write(self, writes: Iterable[TableWrite]) -> None:
+        """Table writes without an output (the sweeper's deletions)."""
+        for w in writes:
             self.tables.apply(w)

@@ -14,6 +14,8 @@ read through :meth:`Tables.reader` (a plain ``key -> bytes | None`` function).
 
 from __future__ import annotations
 
+import asyncio
+from collections import defaultdict
 from typing import Callable
 
 import faust
@@ -57,9 +59,13 @@ class Tables:
                                  "settings", **{"max.message.bytes": BIG})
         self.by_name: dict[str, TableT] = {t.name: t for t in (self.training, self.stored_objects,
                                                                      self.media_assembly, self.media_cache)}
+        # A table's writer and the sweeper take turns through these (the sweeper must not drop an
+        # assembly while a media step that read it is in the pool).
+        self.locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     def apply(self, w: TableWrite) -> None:
-        """One write of a step's outcome (only from the agent's stream iteration)."""
+        """One write of a step's outcome (from an agent, or the sweeper's timer: our tables use the
+        partitioner, so no current event is needed; ``app/service/store.py`` for RocksDB)."""
         t = self.by_name[w.table]
         if w.value is not None:
             t[w.key] = w.value

@@ -18,6 +18,7 @@ from app.core.frames import frame_scores
 from app.core.media import MediaClass, classify_media
 from app.core.segments import SegmentArrays, content_hash, merge_chunks
 from app.classify import assembly, media as engine
+from app.classify.expiry import stamp
 from app.schemas.deadletter import Source
 from app.schemas.media import MediaEvent
 from app.schemas.vectors import encode_vector
@@ -90,6 +91,7 @@ def test_video_result_follows_the_core(tmp_path):
         assert by_head == pytest.approx([1.0, 1.0])
     assert r.event_time == SRC.timestamp and r.source == SRC
     assert out.cache_writes.keys() == {job.runs[0].key}
+    assert stamp(out.cache_writes[job.runs[0].key]) is not None, "dated for media_cache_ttl"
 
 
 def test_deterministic_ids_and_records(tmp_path):
@@ -220,6 +222,7 @@ class _ChunkStore:
     """The media-assembly table as a dict, with the sink's part (apply the step's writes) done inline."""
 
     PARTITIONS = 8
+    NOW = 1_700_000_000_000  # the stamp of every write (ms)
 
     def __init__(self):
         self.assembly: dict[bytes, bytes] = {}
@@ -239,7 +242,8 @@ class _ChunkStore:
 
     async def add_chunk(self, ev, msg, run):
         src = SRC.model_copy(update={"partition": msg.partition, "offset": msg.offset})
-        step = await run(functools.partial(assembly.add_chunk, partitions=self.PARTITIONS, max_bytes=1 << 30),
+        step = await run(functools.partial(assembly.add_chunk, partitions=self.PARTITIONS, max_bytes=1 << 30,
+                                           now=self.NOW),
                          ev, msg.key, src, self.assembly.get)
         self._apply(step.writes)
         if step.rejected is not None:
@@ -286,7 +290,7 @@ async def test_chunk_store_completes_once_drops_replays_and_restarts_on_resend(m
     [(off, c)] = await feed(order, 0)
     assert off == 4 and len(c.values) == 4
     assert content_hash(engine.assemble(c.values, SRC).segments) == content_hash(_media(segs).segments)
-    assert list(mt.assembly.values()) == [b'{"done":4}'], "chunks deleted, the done marker left"
+    assert list(mt.assembly.values()) == [b'{"at":1700000000000,"done":4}'], "chunks deleted, the done marker left"
     assert await feed(order, 0) == [] and len(mt.assembly) == 1, "replayed offsets yield nothing"
     [(off, _)] = await feed(order, 10)
     assert off == 14, "sent again: assembled again"
@@ -303,4 +307,4 @@ async def test_chunk_store_rejections(monkeypatch):
     with pytest.raises(Rejected) as e:
         await mt.add_chunk(late, _Msg(b"v1", 2), _inline)
     assert e.value.reason == "chunks_inconsistent"
-    assert list(mt.assembly.values()) == [b'{"done":2}'], "an impossible item is discarded"
+    assert list(mt.assembly.values()) == [b'{"at":1700000000000,"done":2}'], "an impossible item is discarded"

@@ -17,6 +17,7 @@ from app.topics import CATALOG
 def register(rt: Runtime) -> None:
     partitions = rt.settings.topic_partitions or CATALOG["media"].partitions
     read_assembly, read_cache = rt.tables.reader(MEDIA_ASSEMBLY), rt.tables.reader(MEDIA_CACHE)
+    lock = rt.tables.locks[MEDIA_ASSEMBLY]
 
     @rt.agent("media", "media")
     async def media(stream):
@@ -26,6 +27,7 @@ def register(rt: Runtime) -> None:
             with BATCH_SECONDS.labels("media").time():
                 for event in batch:
                     record = Record.of(event.message)
-                    out = await rt.run(media_step, rt.state, record, read_assembly, read_cache,
-                                       partitions=partitions)
-                    await rt.sink.one(record, out)
+                    async with lock:  # the sweeper drops no assembly between this read and write
+                        out = await rt.run(media_step, rt.state, record, read_assembly, read_cache,
+                                           partitions=partitions)
+                        await rt.sink.one(record, out)
