@@ -67,6 +67,35 @@ def decode(value: bytes | None, model: type[M], max_bytes: int) -> M:
         raise from_validation_error(e) from None
 
 
+#: Deepest nesting of an object's (or example's) ``properties``. JSON parses up to 1024 levels,
+#: but pydantic and orjson serialize only about 255: a deeper value would be accepted and then
+#: fail when the object is stored, so it is refused up front (a schema violation, with its path).
+MAX_PROPERTY_DEPTH = 64
+
+
+def check_depth(value: Any, path: str, limit: int = MAX_PROPERTY_DEPTH) -> None:
+    """Raise ``Rejected`` (schema_violation) if ``value`` nests lists/objects deeper than ``limit``.
+
+    Iterative, so a hostile value cannot exhaust the stack.
+
+    >>> check_depth({"a": [1, {"b": 2}]}, "properties", limit=3)
+    >>> deep = 1
+    >>> for _ in range(100): deep = [deep]
+    >>> try: check_depth({"p": deep}, "properties")
+    ... except Rejected as r: print(r.reason, r.path, "|", r.detail)
+    schema_violation properties | properties: nested deeper than 64 levels
+    """
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        children = v.values() if isinstance(v, dict) else v if isinstance(v, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            raise Rejected("schema_violation", f"{path}: nested deeper than {limit} levels", path)
+        stack.extend((c, depth + 1) for c in children)
+
+
 def dumps(obj: Any) -> bytes:
     if isinstance(obj, BaseModel):
         obj = obj.model_dump(mode="json", by_alias=True, exclude_none=False)

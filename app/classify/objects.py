@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.classify.codec import Rejected, decode, internal_error
+from app.classify.codec import Rejected, check_depth, decode, internal_error
 from app.classify.expiry import now_ms, stamped
 from app.classify.outcome import Outcome, Record, TableWrite
 from app.classify.state import Classifier, ModelState, Snapshot
@@ -67,6 +67,7 @@ def objects_step(state: ModelState, records: Sequence[Record], snap: Snapshot | 
     for i, rec in enumerate(records):
         try:
             obj = decode(rec.value, ObjectEvent, state.settings.max_payload_bytes)
+            check_depth(obj.properties, "properties")
         except Rejected as r:
             outcomes[i].rejected = r
             continue
@@ -79,7 +80,10 @@ def objects_step(state: ModelState, records: Sequence[Record], snap: Snapshot | 
     for i, item, out in zip(rows, items, classify_objects(state, items, snap), strict=True):
         outcomes[i] = out
         if out.rejected is None and state.settings.store_objects:
-            out.writes.append(TableWrite(STORED_OBJECTS, item.event.id.encode(), stored(item, out.results, now)))
+            try:  # per item: a value that cannot be stored fails this object, not the batch
+                out.writes.append(TableWrite(STORED_OBJECTS, item.event.id.encode(), stored(item, out.results, now)))
+            except Exception as e:  # noqa: BLE001 - errors are data
+                out.fail(internal_error(e))
     return outcomes
 
 

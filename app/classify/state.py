@@ -121,6 +121,10 @@ class ModelState:
         # which vectorizer embedded each text example, per class: text is only ever compared in one space
         self._example_space: dict[str, tuple[str, str]] = {}  # example id -> (class, vectorizer)
         self._spaces: dict[str, Counter[str]] = {}  # class -> vectorizer -> text examples
+        # examples validated and written to the training table that the replica has not applied
+        # yet: example id -> (class, dimension). The indexes lag the table; without this, the first
+        # examples of a class with different dimensions pass when they come in different batches.
+        self._unapplied: dict[str, tuple[str, int]] = {}
 
     # -- readers -----------------------------------------------------------------
     def snapshot(self) -> Snapshot:
@@ -137,6 +141,16 @@ class ModelState:
         """The vectorizers that embedded the text examples of ``class_name`` (empty: vectors only)."""
         return {v for v, n in self._spaces.get(class_name, Counter()).items() if n > 0}
 
+    def unapplied_dim(self, class_name: str) -> int | None:
+        """The dimension of an example of ``class_name`` accepted but not applied yet, if any."""
+        with self._lock:
+            return next((d for c, d in self._unapplied.values() if c == class_name), None)
+
+    def accepted_example(self, example_id: str, class_name: str, dim: int) -> None:
+        """Training validation accepted this example: until the replica applies it, it holds its class's dimension."""
+        with self._lock:
+            self._unapplied[example_id] = (class_name, dim)
+
     def taxonomy_doc(self, key: str) -> bytes | None:
         """The stored record of ``taxonomy:<name>`` (to refuse version regressions)."""
         return self._taxonomy_docs.get(key)
@@ -144,6 +158,7 @@ class ModelState:
     # -- the one writer: the training replica ----------------------------------------
     def apply(self, key: str, value: bytes | None) -> None:
         with self._lock:
+            self._unapplied.pop(key, None)  # the indexes know it now (or refused it)
             if value is None:
                 self._delete(key)
             elif not self._adopt(key, value):

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 import orjson
 from pydantic import ValidationError
 
-from app.classify.codec import Rejected, from_validation_error, internal_error, load_json
+from app.classify.codec import Rejected, check_depth, from_validation_error, internal_error, load_json
 from app.classify.outcome import Outcome, Record, TableWrite
 from app.core.filters import FilterError, compile_where
 from app.schemas.training import (CLASSIFIER_PREFIX, TAXONOMY_PREFIX, ClassifierDef, Example,
@@ -34,6 +34,7 @@ class BatchView:
         self.state, self.read = state, read
         self.pending: dict[str, bytes | None] = {}
         self.dims: dict[str, int] = {}  # class -> dimension of examples accepted in this batch
+        self.examples: dict[str, tuple[str, int]] = {}  # example id -> (class, dimension) validated here
 
     def current(self, key: str) -> bytes | None:
         if key in self.pending:
@@ -42,8 +43,12 @@ class BatchView:
         return value if value is not None else self.state.taxonomy_doc(key)
 
     def class_dim(self, class_name: str) -> int | None:
+        """The live index's dimension, else that of an example accepted in this batch or in an
+        earlier one that the replica has not applied yet (the index lags the table)."""
         dim = self.state.indexes.dim(class_name)
-        return dim if dim is not None else self.dims.get(class_name)
+        if dim is None:
+            dim = self.dims.get(class_name)
+        return dim if dim is not None else self.state.unapplied_dim(class_name)
 
 
 def training_step(state: ModelState, records: Sequence[Record],
@@ -61,6 +66,8 @@ def training_step(state: ModelState, records: Sequence[Record],
             outcomes.append(Outcome.reject(internal_error(e)))
             continue
         view.pending[key] = value
+        if value is not None and key in view.examples:
+            state.accepted_example(key, *view.examples[key])
         outcomes.append(Outcome(writes=[TableWrite(TRAINING, key.encode(), value)]))
     return outcomes
 
@@ -103,6 +110,7 @@ def _delete_key(data: dict) -> str:
 
 
 def _example(rec: Example, state: ModelState, view: BatchView) -> bytes:
+    check_depth(rec.properties, "properties")
     for prop, label in rec.labels.items():  # the index refuses empty names and labels: so do we
         if not prop or not label:
             raise Rejected("schema_violation", f"labels: {prop!r}: {label!r}: property names and labels must be "
@@ -118,6 +126,7 @@ def _example(rec: Example, state: ModelState, view: BatchView) -> bytes:
         raise Rejected("vector_dimension_mismatch",
                        f"class {rec.class_} has dimension {dim}, the example's vector has {vector.size}", "vector")
     view.dims.setdefault(rec.class_, vector.size)
+    view.examples[rec.id] = (rec.class_, int(vector.size))
     doc = rec.model_dump(mode="json", by_alias=True, exclude={"vector", "text", "op", "vectorizer"})
     doc["vector"] = encode_vector(vector)
     if space is not None:

@@ -19,6 +19,11 @@ from pydantic_core import PydanticCustomError
 from app.schemas.vectors import Vector
 
 Option = Literal["visual", "conversation", "text_in_video"]
+#: Bounds on times (seconds) and counts: results write whole numbers as JSON integers, which
+#: are 64-bit, so an unbounded 1e308 s duration or a 1e21 px width would pass validation and
+#: then fail to serialize. A century of media and 2^31 pixels or chunks are beyond any real item.
+MAX_SECONDS = 100 * 365 * 24 * 3600.0
+MAX_COUNT = 2**31 - 1
 #: Twelve Labs ``threshold`` keys a media classifier may set: one per option, plus the clip/video/ratio floors.
 THRESHOLD_KEYS = frozenset(("visual", "conversation", "text_in_video", "min_clip_score", "min_video_score",
                             "min_duration_ratio"))
@@ -27,8 +32,8 @@ THRESHOLD_KEYS = frozenset(("visual", "conversation", "text_in_video", "min_clip
 class Segment(BaseModel):
     model_config = ConfigDict(extra="ignore", arbitrary_types_allowed=True)
 
-    start: float = Field(ge=0)
-    end: float = Field(ge=0)
+    start: float = Field(ge=0, le=MAX_SECONDS)
+    end: float = Field(ge=0, le=MAX_SECONDS)
     option: Option = "visual"
     vector: Vector | None = None
     text: str | None = None
@@ -45,9 +50,9 @@ class Segment(BaseModel):
 
 
 class Chunk(BaseModel):
-    seq: int = Field(ge=0)
+    seq: int = Field(ge=0, le=MAX_COUNT)
     final: bool = False
-    total: int | None = Field(None, ge=1)
+    total: int | None = Field(None, ge=1, le=MAX_COUNT)
 
 
 class MediaEvent(BaseModel):
@@ -57,9 +62,9 @@ class MediaEvent(BaseModel):
     index_id: str = Field("default", min_length=1, max_length=256)
     kind: Literal["image", "video", "audio"]
     mimetype: str | None = None
-    duration: float = Field(0.0, ge=0)
-    width: int | None = Field(None, ge=0)
-    height: int | None = Field(None, ge=0)
+    duration: float = Field(0.0, ge=0, le=MAX_SECONDS)
+    width: int | None = Field(None, ge=0, le=MAX_COUNT)
+    height: int | None = Field(None, ge=0, le=MAX_COUNT)
     segments: list[Segment] = Field(min_length=1)
     chunk: Chunk | None = None
     classifier: str | None = Field(None, description="media classifier to apply; default: all for the index")
