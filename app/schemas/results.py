@@ -2,7 +2,8 @@
 
 The content is a pure function of the input record and the model state it used
 (index version, taxonomy version), so a redelivered event reproduces the same record:
-consumers dedupe on ``result_id`` (or read the compacted results topic by key). The
+consumers dedupe on ``result_id``. The results topic is not compacted: its key is the item id,
+shared by the results of every classifier of the item, so compaction would drop all but one. The
 wall-clock time of classification travels in the ``classified_at`` Kafka header.
 """
 
