@@ -37,7 +37,7 @@ from app.devtools.stack import deployment  # noqa: E402
 from app.service.admin import bootstrap  # noqa: E402
 
 SECTION = "## Reliability"
-ORDER = ["kill9", "takeover", "broker", "burst", "cluster"]
+ORDER = ["kill9", "takeover", "broker", "burst", "poison", "cluster"]
 HEADER = ["scenario", "events in", "results", "dead letters", "duplicates", "lost", "recovery s"]
 
 

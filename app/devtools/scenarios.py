@@ -481,6 +481,77 @@ async def malformed_burst(stack, n_good: int = 3_000, repeat: int = 10, timeout:
                       complete=complete, settled=settled, worker_alive=w.alive)
 
 
+# -- scenario 5: poison records that used to stop an agent, among good ones -------------------
+
+def poison_records() -> tuple[list[tuple[str, bytes]], list[tuple[str, bytes | None, str | None]]]:
+    """``(training records, [(key, value, expected dead-letter reason or None for a result)])``.
+
+    Each kind once took a batch down with it before per-item isolation and bounded work: mixed
+    vector dimensions for a class without examples, a value over the dead-letter limit, a
+    400-deep ``Not`` filter, a backtracking ``Like`` on a 1 MB value, properties nested 300
+    deep, text over the length limit."""
+    import json
+
+    deep: dict[str, Any] = {"path": ["n"], "operator": "Equal", "valueInt": 1}
+    for _ in range(400):
+        deep = {"operator": "Not", "operands": [deep]}
+    like = "*" + "*".join("abcdefghijklmnopqrstuvwxy") + "*"
+    training = [
+        ("classifier:fresh", orjson.dumps({"record": "classifier", "name": "fresh", "type": "knn", "class": "Fresh",
+                                           "classifyProperties": ["topic"]})),
+        ("classifier:liked", orjson.dumps({"record": "classifier", "name": "liked", "type": "knn", "class": "Liked",
+                                           "classifyProperties": ["topic"], "filters": {"sourceWhere": {
+                                               "path": ["body"], "operator": "Like", "valueText": like}}})),
+        ("classifier:deep", json.dumps({"record": "classifier", "name": "deep", "type": "knn", "class": "Deep",
+                                        "classifyProperties": ["t"], "filters": {"sourceWhere": deep}}).encode()),
+    ]
+    nested: Any = 1
+    for _ in range(300):
+        nested = {"a": nested}
+    poison: list[tuple[str, bytes | None, str | None]] = []
+    for d in (2, 3, 5, 8, 13):  # one batch: a class with a classifier and no example yet
+        poison.append((f"p-dims-{d}", orjson.dumps({"id": f"p-dims-{d}", "class": "Fresh", "vector": [1.0] * d}), None))
+    poison.append(("p-huge", orjson.dumps(_obj(0, id="p-huge", properties={"body": "x" * 13_000_000})),
+                   "payload_too_large"))
+    poison.append(("p-like", orjson.dumps({"id": "p-like", "class": "Liked", "vector": [1.0, 0.0],
+                                           "properties": {"body": "a" * 1_000_000}}), None))
+    poison.append(("p-nested", json.dumps({"id": "p-nested", "class": samples.CLASS, "vector": [1.0] * samples.DIM,
+                                           "properties": {"n": nested}}).encode(), "schema_violation"))
+    poison.append(("p-text", orjson.dumps({"id": "p-text", "class": samples.CLASS, "text": "w " * 60_000}),
+                   "text_too_long"))
+    return training, poison
+
+
+async def poison(stack, n_good: int = 3_000, timeout: float = 120) -> dict:
+    """Poison records of every kind among ``n_good`` good ones: each leaves exactly one output
+    (its result or its dead letter with the expected reason), every good one is classified,
+    no agent restarts and the worker stays up."""
+    w, _ = await trained_worker(stack)
+    training, bad = poison_records()
+    good = samples.objects(n_good, run=f"poison-{uuid.uuid4().hex[:6]}")
+    stream: list[tuple[str, Any]] = [(k, v) for k, v, _ in good]
+    for j, (k, v, _) in enumerate(bad):  # spread over the stream, the mixed dimensions side by side
+        stream.insert(min(len(stream), 500 + 200 * j), (k, v))
+    ids = [k for k, _, _ in good] + [k for k, _, _ in bad]
+    async with Ledger(stack.settings) as ledger:
+        await stack.produce("training", training)
+        await stack.wait_ready(w, min_training=len(samples.training_records()) + 2)
+        await produce_chunks(stack, "objects", stream, chunk=200)
+        complete, settled = await _finish(stack, ledger, ids, timeout)
+        wrong = []
+        for k, _, reason in bad:
+            got = [d["reason"] for d in ledger.dead_keys.get(k, [])]
+            want = [reason] if reason else []
+            if got != want or (reason is None and k not in ledger.items):
+                wrong.append({"key": k, "want": reason or "result", "got": got or sorted(ledger.items & {k})})
+        deep = [d for d in ledger.dead_keys.get("classifier:deep", [])]
+        health = w.health() or {}
+        return _stats("poison records among good ones", ledger, ids, good_in=len(good), poison_in=len(bad),
+                      good_classified=len({k for k, _, _ in good} & ledger.items), wrong=wrong,
+                      deep_filter_reason=[d["reason"] for d in deep], agent_restarts=health.get("agent_restarts"),
+                      complete=complete, settled=settled, worker_alive=w.alive)
+
+
 def _unb64(s: str | None) -> bytes | None:
     return base64.b64decode(s) if s is not None else None
 
@@ -494,4 +565,5 @@ SCENARIOS = {
     "takeover": takeover,
     "broker": broker_restart,
     "burst": malformed_burst,
+    "poison": poison,
 }

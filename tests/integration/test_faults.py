@@ -82,6 +82,16 @@ async def test_malformed_burst_every_bad_record_dead_lettered_with_its_reason(st
     assert stats["worker_alive"], "a bad record must never stop the worker"
 
 
+async def test_poison_records_each_leave_one_output_and_no_agent_restarts(stack):
+    stats = await asyncio.wait_for(scenarios.poison(stack), LIMIT)
+    print({k: v for k, v in stats.items() if k != "missing_sample"})
+    assert_nothing_lost(stats)
+    assert stats["good_classified"] == stats["good_in"], stats
+    assert stats["wrong"] == [], stats["wrong"]
+    assert stats["deep_filter_reason"] == ["filter_too_complex"]
+    assert stats["agent_restarts"] == 0 and stats["worker_alive"]
+
+
 def test_exactly_once_is_refused_unless_forced():
     """exactly_once fails the scenarios above with faust-streaming 0.15.3 (bench/RESULTS.md, Reliability)."""
     with pytest.raises(ValidationError, match="exactly_once"):
