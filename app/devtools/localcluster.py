@@ -31,6 +31,7 @@ from pathlib import Path
 from app.devtools import localkafka
 from app.devtools.localkafka import (
     _take_brokers,
+    kafka_home,
     KAFKA_VERSION,
     Broker,
     KafkaError,
@@ -70,8 +71,7 @@ class Cluster:
 
         Size: ``brokers`` (``--brokers``), else ``LABELSTREAM_KAFKA_BROKERS``, else what the
         last ``start`` on this port used, else 1."""
-        root = Path(__file__).resolve().parent.parent
-        home = Path(os.environ.get("LABELSTREAM_KAFKA_HOME", root / "var" / "kafka")).resolve()
+        home = kafka_home()
         port = int(os.environ.get("LABELSTREAM_KAFKA_PORT", "9092"))
         saved = _read_state(home, port)
         size = brokers if brokers is not None else int(os.environ.get("LABELSTREAM_KAFKA_BROKERS") or saved.get("brokers", 1))

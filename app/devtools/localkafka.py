@@ -40,6 +40,12 @@ LOG4J_VERSION = "2.24.3"
 STOP_GRACE_SECONDS = 30.0
 
 
+def kafka_home() -> Path:
+    """``LABELSTREAM_KAFKA_HOME``, else ``var/kafka`` at the top of the repository."""
+    root = Path(__file__).resolve().parents[2]
+    return Path(os.environ.get("LABELSTREAM_KAFKA_HOME", root / "var" / "kafka")).resolve()
+
+
 class KafkaError(RuntimeError):
     """A failure with a one-line, actionable message."""
 
@@ -61,8 +67,7 @@ class Broker:
 
     @classmethod
     def from_env(cls) -> "Broker":
-        root = Path(__file__).resolve().parents[2]
-        home = Path(os.environ.get("LABELSTREAM_KAFKA_HOME", root / "var" / "kafka")).resolve()
+        home = kafka_home()
         port = int(os.environ.get("LABELSTREAM_KAFKA_PORT", "9092"))
         cport = int(os.environ.get("LABELSTREAM_KAFKA_CONTROLLER_PORT", str(port + 1)))
         return cls(
