@@ -32,6 +32,7 @@ from app.devtools import localkafka
 from app.devtools.localkafka import (
     _take_brokers,
     kafka_home,
+    run_action,
     KAFKA_VERSION,
     Broker,
     KafkaError,
@@ -258,14 +259,7 @@ def main(c: Cluster, cmd: str, args: list[str]) -> int:
     except ValueError:
         print(USAGE, file=sys.stderr)
         return 2
-    try:
-        print(actions[cmd]())
-    except KafkaError as e:
-        print(f"kafka {cmd}: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    return 0
+    return run_action(cmd, actions[cmd])
 
 
 def timed_start(c: Cluster, timeout: float = 120.0) -> float:

@@ -33,7 +33,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 KAFKA_VERSION = "4.1.1"
 LOG4J_VERSION = "2.24.3"
@@ -409,8 +409,13 @@ def main(argv: list[str] | None = None) -> int:
     if cmd not in actions:
         print(f"usage: kafka {{{'|'.join(actions)}}}", file=sys.stderr)
         return 2
+    return run_action(cmd, lambda: actions[cmd](b))
+
+
+def run_action(cmd: str, action: Callable[[], str]) -> int:
+    """Print what ``action`` says; a ``KafkaError`` is one line on stderr and exit code 1."""
     try:
-        print(actions[cmd](b))
+        print(action())
     except KafkaError as e:
         print(f"kafka {cmd}: {e}", file=sys.stderr)
         return 1
