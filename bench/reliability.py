@@ -120,8 +120,8 @@ def main() -> int:
         "3-node cluster, topics with replication factor 3 and min.insync.replicas 2); workers are real "
         "`labelstream worker` processes; 2 CPUs shared by broker, workers and the reader.",
         "results = distinct `result_id`s; duplicates = result records delivered again after the fault (at-least-once "
-        "redeliveries, each byte-identical to the first: consumers dedupe on `result_id`, or read the results topic "
-        "by key); lost = input events with neither a result nor a dead letter; recovery = seconds from the fault "
+        "redeliveries, each byte-identical to the first: consumers dedupe on `result_id`); "
+        "lost = input events with neither a result nor a dead letter; recovery = seconds from the fault "
         "(kill -9, or the broker reachable again) until every partition with work left produces results again "
         "(read from the `classified_at` header), which includes the 10 s session timeout after a kill -9.",
         "Wall time per scenario: " + ", ".join(f"{s['scenario'].split(',')[0]} {s['wall_s']} s" for s in stats) + ".",
@@ -153,10 +153,10 @@ So `app/settings.py` refuses `LABELSTREAM_PROCESSING_GUARANTEE=exactly_once` unl
 `LABELSTREAM_ALLOW_UNSAFE_EXACTLY_ONCE=1` (see upstream #323, #440, #517). The guarantee is
 at-least-once with idempotent results: a redelivered event reproduces its result byte for byte under the same key
 (`result_id` = `<item_id>/<classifier>`, no wall-clock time in the value; `classified_at` is a header), so
-consumers keep the last record per `result_id` (or read the results topic by key) and see each result once.
+consumers keep the last record per `result_id` and see each result once.
 Reproduce: `.venv/bin/python bench/reliability.py --guarantee exactly_once --events 20000`.
 
-### faust-streaming fix (app/faustfix.py)
+### faust-streaming fix (app/service/faustfix.py)
 
 Without it (`LABELSTREAM_FAUSTFIX=0`) the takeover scenario lost 125-1,485 of 20,000 events in 15 of 22 runs:
 records re-fetched after a rebalance were dropped as "already read", and stream queues were cleared after the
