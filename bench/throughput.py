@@ -98,6 +98,13 @@ def fresh(broker: str, tag: str) -> tuple[Settings, dict]:
                     topic_partitions=8), env
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process, all threads (Linux ``/proc``): on a shared machine
+    CPU per event is steadier than events/s."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def profiler(pid: int, out: str) -> tuple[Callable[[], None], Callable[[], None]]:
     """py-spy (the ``dev`` extra) on the worker from the first result to the N-th: (start, stop).
     Collapsed stacks (``--format raw``), one line per stack, so they can be summed by frame."""
@@ -115,7 +122,10 @@ def profiler(pid: int, out: str) -> tuple[Callable[[], None], Callable[[], None]
     return start, stop
 
 
-async def run(broker: str, n: int, timeout: float, profile: str | None = None) -> list[tuple[str, int, float]]:
+Row = tuple[str, int, float, float | None]  # name, outputs, seconds, worker CPU seconds (first output to N-th)
+
+
+async def run(broker: str, n: int, timeout: float, profile: str | None = None) -> list[Row]:
     objs = [(k, v) for k, v, _ in samples.objects(n, run="bench")]
     rows = []
 
@@ -125,7 +135,7 @@ async def run(broker: str, n: int, timeout: float, profile: str | None = None) -
     service = asyncio.create_task(ceiling(s, n))
     seen, secs = await first_to_nth(s, "results", n, timeout)
     await service
-    rows.append(("raw aiokafka consume → decode → produce (ceiling)", seen, secs))
+    rows.append(("raw aiokafka consume → decode → produce (ceiling)", seen, secs, None))
 
     s, env = fresh(broker, "ls")
     await ensure_topics(s)
@@ -133,13 +143,20 @@ async def run(broker: str, n: int, timeout: float, profile: str | None = None) -
     await produce("objects", objs, s)
     with tempfile.TemporaryDirectory() as tmp:
         w = WorkerProcess({**env, "LABELSTREAM_DATA_DIR": tmp}, Path(tmp) / "worker.log").start()
-        start, stop = profiler(w.proc.pid, profile) if profile and w.proc else (None, lambda: None)
+        assert w.proc is not None
+        pid, cpu0 = w.proc.pid, [0.0]
+        start_profile, stop_profile = profiler(pid, profile) if profile else (lambda: None, lambda: None)
+
+        def on_first() -> None:
+            cpu0[0] = cpu_seconds(pid)
+            start_profile()
         try:
-            seen, secs = await first_to_nth(s, "results", n, timeout, on_first=start)
+            seen, secs = await first_to_nth(s, "results", n, timeout, on_first=on_first)
+            cpu = cpu_seconds(pid) - cpu0[0]
         finally:
-            stop()
+            stop_profile()
             w.stop()
-    rows.append(("labelstream worker, kNN (k=5) full results", seen, secs))
+    rows.append(("labelstream worker, kNN (k=5) full results", seen, secs, cpu))
     return rows
 
 
@@ -153,10 +170,12 @@ def main() -> int:
     with localkafka.configured_or_local(os.environ.get("LABELSTREAM_BROKER")) as broker:
         rows = asyncio.run(run(broker, a.events, a.timeout, a.profile))
     base = rows[0][1] / rows[0][2]
-    lines = ["| pipeline | outputs | seconds | events/s | vs ceiling |", "|---|---:|---:|---:|---:|"]
-    for name, seen, secs in rows:
+    lines = ["| pipeline | outputs | seconds | events/s | vs ceiling | worker CPU s / 1k events |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for name, seen, secs, cpu in rows:
         rate = seen / secs
-        lines.append(f"| {name} | {seen:,} | {secs:.2f} | {rate:,.0f} | {rate / base:.2f}x |")
+        per_k = f"{cpu / seen * 1000:.2f}" if cpu is not None and seen else "–"
+        lines.append(f"| {name} | {seen:,} | {secs:.2f} | {rate:,.0f} | {rate / base:.2f}x | {per_k} |")
     lines += ["", f"{a.events:,} object events (16-d base64 vectors), 8 partitions, one local broker, 2 CPUs shared "
               "by broker, worker and this reader; first output to the N-th.",
               f"Command: `.venv/bin/python bench/throughput.py --events {a.events}`"]
@@ -164,7 +183,7 @@ def main() -> int:
     print(body)
     if not a.no_write:
         results.write_section("## End-to-end throughput", body)
-    return 0 if all(seen == a.events for _, seen, _ in rows) else 1
+    return 0 if all(row[1] == a.events for row in rows) else 1
 
 
 if __name__ == "__main__":
