@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     heartbeat_interval: float = Field(3.0, gt=0)
 
     # batching of the classifying agents
-    batch_size: int = Field(256, ge=1)
+    batch_size: int = Field(1024, ge=1)  # 256 -> 1024: ~13 % more events/s under load (bench/throughput.py)
     batch_within: float = Field(0.05, gt=0)
     classify_threads: int = Field(2, ge=1)
 

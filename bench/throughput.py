@@ -20,11 +20,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
@@ -40,8 +43,10 @@ from app.devtools.process import WorkerProcess  # noqa: E402
 from app.settings import Settings  # noqa: E402
 
 
-async def first_to_nth(settings: Settings, topic: str, n: int, timeout: float) -> tuple[int, float]:
-    """Seconds between the first and the n-th record of ``topic`` (by arrival at this reader)."""
+async def first_to_nth(settings: Settings, topic: str, n: int, timeout: float,
+                       on_first: Callable[[], None] | None = None) -> tuple[int, float]:
+    """Seconds between the first and the n-th record of ``topic`` (by arrival at this reader);
+    ``on_first`` is called when the first arrives (starts the profiler)."""
     consumer = AIOKafkaConsumer(settings.topic(topic), bootstrap_servers=bootstrap(settings.broker), group_id=None,
                                 auto_offset_reset="earliest", fetch_max_wait_ms=20)
     await consumer.start()
@@ -52,6 +57,8 @@ async def first_to_nth(settings: Settings, topic: str, n: int, timeout: float) -
             got = sum(len(v) for v in batch.values())
             if got and t0 is None:
                 t0 = time.monotonic()
+                if on_first is not None:
+                    on_first()
             seen += got
         return seen, (time.monotonic() - t0) if t0 else float("nan")
     finally:
@@ -91,7 +98,34 @@ def fresh(broker: str, tag: str) -> tuple[Settings, dict]:
                     topic_partitions=8), env
 
 
-async def run(broker: str, n: int, timeout: float) -> list[tuple[str, int, float]]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process, all threads (Linux ``/proc``): on a shared machine
+    CPU per event is steadier than events/s."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def profiler(pid: int, out: str) -> tuple[Callable[[], None], Callable[[], None]]:
+    """py-spy (the ``dev`` extra) on the worker from the first result to the N-th: (start, stop).
+    Collapsed stacks (``--format raw``), one line per stack, so they can be summed by frame."""
+    proc: list[subprocess.Popen] = []
+
+    def start() -> None:
+        proc.append(subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(pid), "-o", out,
+                                      "--format", "raw", "--rate", "200", "--threads", "--nonblocking"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+    def stop() -> None:
+        for p in proc:
+            p.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+            p.wait(30)
+    return start, stop
+
+
+Row = tuple[str, int, float, float | None]  # name, outputs, seconds, worker CPU seconds (first output to N-th)
+
+
+async def run(broker: str, n: int, timeout: float, profile: str | None = None) -> list[Row]:
     objs = [(k, v) for k, v, _ in samples.objects(n, run="bench")]
     rows = []
 
@@ -101,7 +135,7 @@ async def run(broker: str, n: int, timeout: float) -> list[tuple[str, int, float
     service = asyncio.create_task(ceiling(s, n))
     seen, secs = await first_to_nth(s, "results", n, timeout)
     await service
-    rows.append(("raw aiokafka consume → decode → produce (ceiling)", seen, secs))
+    rows.append(("raw aiokafka consume → decode → produce (ceiling)", seen, secs, None))
 
     s, env = fresh(broker, "ls")
     await ensure_topics(s)
@@ -109,11 +143,20 @@ async def run(broker: str, n: int, timeout: float) -> list[tuple[str, int, float
     await produce("objects", objs, s)
     with tempfile.TemporaryDirectory() as tmp:
         w = WorkerProcess({**env, "LABELSTREAM_DATA_DIR": tmp}, Path(tmp) / "worker.log").start()
+        assert w.proc is not None
+        pid, cpu0 = w.proc.pid, [0.0]
+        start_profile, stop_profile = profiler(pid, profile) if profile else (lambda: None, lambda: None)
+
+        def on_first() -> None:
+            cpu0[0] = cpu_seconds(pid)
+            start_profile()
         try:
-            seen, secs = await first_to_nth(s, "results", n, timeout)
+            seen, secs = await first_to_nth(s, "results", n, timeout, on_first=on_first)
+            cpu = cpu_seconds(pid) - cpu0[0]
         finally:
+            stop_profile()
             w.stop()
-    rows.append(("labelstream worker, kNN (k=5) full results", seen, secs))
+    rows.append(("labelstream worker, kNN (k=5) full results", seen, secs, cpu))
     return rows
 
 
@@ -122,14 +165,17 @@ def main() -> int:
     ap.add_argument("--events", type=int, default=20_000)
     ap.add_argument("--timeout", type=float, default=300)
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--profile", metavar="FILE", help="py-spy the worker (collapsed stacks to FILE); see bench/profile.py")
     a = ap.parse_args()
     with localkafka.configured_or_local(os.environ.get("LABELSTREAM_BROKER")) as broker:
-        rows = asyncio.run(run(broker, a.events, a.timeout))
+        rows = asyncio.run(run(broker, a.events, a.timeout, a.profile))
     base = rows[0][1] / rows[0][2]
-    lines = ["| pipeline | outputs | seconds | events/s | vs ceiling |", "|---|---:|---:|---:|---:|"]
-    for name, seen, secs in rows:
+    lines = ["| pipeline | outputs | seconds | events/s | vs ceiling | worker CPU s / 1k events |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for name, seen, secs, cpu in rows:
         rate = seen / secs
-        lines.append(f"| {name} | {seen:,} | {secs:.2f} | {rate:,.0f} | {rate / base:.2f}x |")
+        per_k = f"{cpu / seen * 1000:.2f}" if cpu is not None and seen else "–"
+        lines.append(f"| {name} | {seen:,} | {secs:.2f} | {rate:,.0f} | {rate / base:.2f}x | {per_k} |")
     lines += ["", f"{a.events:,} object events (16-d base64 vectors), 8 partitions, one local broker, 2 CPUs shared "
               "by broker, worker and this reader; first output to the N-th.",
               f"Command: `.venv/bin/python bench/throughput.py --events {a.events}`"]
@@ -137,7 +183,7 @@ def main() -> int:
     print(body)
     if not a.no_write:
         results.write_section("## End-to-end throughput", body)
-    return 0 if all(seen == a.events for _, seen, _ in rows) else 1
+    return 0 if all(row[1] == a.events for row in rows) else 1
 
 
 if __name__ == "__main__":

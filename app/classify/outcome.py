@@ -12,6 +12,10 @@ and writes.
     'invalid_json'
     >>> Outcome().writes
     []
+    >>> out = Outcome(results=[Result(result_id="a/c", item_id="a", class_="C", classifier="c", method="knn",
+    ...                               labels={}, source=rec.source)])
+    >>> out.encode().encoded[0][:24]
+    b'{"result_id":"a/c","item'
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.classify.codec import Rejected
+from app.classify.codec import Rejected, dumps, internal_error
 from app.schemas.deadletter import Source
 from app.schemas.results import ModerationHit, Result
 
@@ -65,6 +69,10 @@ class Outcome:
     hits: list[ModerationHit] = field(default_factory=list)
     rejected: Rejected | None = None
     writes: list[TableWrite] = field(default_factory=list)
+    #: ``dumps`` of ``results`` and ``hits``, in order, made in the classify pool by :meth:`encode`
+    #: (serializing on the event loop was a large share of the sink's time); None: not encoded yet.
+    encoded: list[bytes] | None = None
+    encoded_hits: list[bytes] | None = None
 
     @classmethod
     def reject(cls, r: Rejected, writes: list[TableWrite] | None = None) -> "Outcome":
@@ -75,3 +83,15 @@ class Outcome:
         self.rejected = r
         self.results.clear()
         self.hits.clear()
+        self.encoded = self.encoded_hits = None
+
+    def encode(self) -> "Outcome":
+        """Serialize the results and hits (the exact bytes the sink sends: a pure function of them,
+        so a redelivery sends the same bytes). A value that cannot be serialized fails this outcome."""
+        if self.rejected is None:
+            try:
+                self.encoded = [dumps(r) for r in self.results]
+                self.encoded_hits = [dumps(h) for h in self.hits]
+            except Exception as e:  # noqa: BLE001 - errors are data: this item's dead letter
+                self.fail(internal_error(e))
+        return self

@@ -14,6 +14,7 @@ INPUTS = Counter("labelstream_inputs_total", "records consumed from input topics
 RESULTS = Counter("labelstream_results_total", "results published", ["method"])
 DEAD_LETTERS = Counter("labelstream_dead_letters_total", "dead letters published", ["reason"])
 HITS = Counter("labelstream_moderation_hits_total", "moderation policy hits published", ["action"])
+SEND_ERRORS = Counter("labelstream_send_errors_total", "outputs the producer failed to deliver (after its retries)")
 AGENT_RESTARTS = Counter("labelstream_agent_restarts_total", "agent crashes (Faust restarts the agent)", ["agent"])
 EXPIRED = Counter("labelstream_expired_total", "table entries removed by the sweeper (TTL, retention)", ["table"])
 BATCH_SECONDS = Histogram("labelstream_batch_seconds", "time to classify one batch", ["agent"],

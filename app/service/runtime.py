@@ -28,6 +28,12 @@ T = TypeVar("T")
 MIN_SHARE = 64  # below this a thread hop costs more than it saves
 
 
+def _encoded(step: Callable[[ModelState, Sequence[Record], Snapshot], list[Outcome]], state: ModelState,
+             records: Sequence[Record], snap: Snapshot) -> list[Outcome]:
+    """The step, then its outputs serialized, both in the pool: the event loop only sends bytes."""
+    return [o.encode() for o in step(state, records, snap)]
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -51,7 +57,7 @@ class Runtime:
         n = min(self.settings.classify_threads, len(records) // MIN_SHARE) or 1
         size = -(-len(records) // n) if records else 1
         shares = [records[i:i + size] for i in range(0, len(records), size)]
-        done = await asyncio.gather(*(self.run(step, self.state, s, snap) for s in shares))
+        done = await asyncio.gather(*(self.run(_encoded, step, self.state, s, snap) for s in shares))
         return [o for share in done for o in share]
 
     def agent(self, topic: str, name: str) -> Callable[[Callable[..., Any]], Any]:

@@ -3,26 +3,36 @@
 The sink is the only place that produces to Kafka and writes tables. Nothing it sends can
 exceed the producer's message limit: a dead letter carries a bounded prefix of an oversized
 value (``app/classify/deadletter.py``), and an outcome whose result would not fit becomes a
-``result_too_large`` dead letter instead. Sends go through the producer's buffer (Faust
-batches them); Faust flushes the producer before it commits offsets, so an input's offset
-is committed only after its outputs are out.
+``result_too_large`` dead letter instead.
+
+**At-least-once.** Records go straight to the app's producer (``app.producer.send``: the
+aiokafka producer's buffer, no Faust ``FutureMessage`` per record, which cost more than the
+send itself). An agent's batch is acked only after ``emit`` returns, i.e. after every output
+is in that buffer; Faust's commit (``Consumer._commit_offsets``, non-transactional) awaits
+``app.producer.flush()`` -- Faust's own buffer, then aiokafka's ``flush()``, which waits for
+every batch in the accumulator to be acknowledged -- before it commits an offset. So an
+input's offset is committed only after its outputs are acknowledged (or have failed: see
+``_delivered``, the same as Faust's own ``Topic.send``, which logs and goes on).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping
 
 import faust
 
-from app.classify.codec import Rejected, dumps
+from app.classify.codec import Rejected
 from app.classify.deadletter import dead_letter
 from app.classify.outcome import Outcome, Record, TableWrite
-from app.schemas.results import Result
-from app.service.metrics import DEAD_LETTERS, HITS, RESULTS
+from app.service.metrics import DEAD_LETTERS, HITS, RESULTS, SEND_ERRORS
 from app.service.tables import Tables
 
 HEADROOM = 64 * 1024  # headers and record overhead
+log = logging.getLogger(__name__)
 
 
 def _headers() -> list[tuple[str, bytes]]:
@@ -32,39 +42,61 @@ def _headers() -> list[tuple[str, bytes]]:
 
 class Sink:
     def __init__(self, topics: Mapping[str, faust.TopicT], tables: Tables, max_message_bytes: int):
-        self.results = topics["results"]
-        self.moderation = topics["moderation"]
-        self.deadletter = topics["deadletter"]
+        self.app = topics["results"].app
+        self.results = topics["results"].get_topic_name()
+        self.moderation = topics["moderation"].get_topic_name()
+        self.deadletter = topics["deadletter"].get_topic_name()
         self.tables = tables
         self.limit = max_message_bytes - HEADROOM
 
     async def emit(self, batch: Iterable[tuple[Record, Outcome]]) -> None:
         """Send every outcome's outputs, then apply its table writes, in input order."""
+        producer = await self.app.maybe_start_producer()
+        headers = _headers()
+        counts: Counter[tuple[object, str]] = Counter()  # metrics once per batch, not per record
         for record, out in batch:
-            await self.one(record, out)
+            for topic, key, value in self._outputs(record, out, counts):
+                fut = await producer.send(topic, key, value, partition=None, timestamp=None, headers=headers)
+                fut.add_done_callback(self._delivered)
+            self.write(out.writes)
+        for (metric, label), n in counts.items():
+            metric.labels(label).inc(n)  # type: ignore[attr-defined]
 
     async def one(self, record: Record, out: Outcome) -> None:
-        encoded: list[tuple[Result, bytes]] = []
+        await self.emit([(record, out)])
+
+    def _outputs(self, record: Record, out: Outcome, counts: Counter) -> list[tuple[str, bytes | None, bytes]]:
+        """(topic, key, value) of one outcome: its results and hits, or exactly one dead letter."""
         if out.rejected is None:
-            encoded = [(r, dumps(r)) for r in out.results]
-            too_big = next(((r, len(b)) for r, b in encoded if len(b) > self.limit), None)
+            if out.encoded is None or out.encoded_hits is None:
+                out.encode()  # a step run outside ``Runtime.run_split`` (media, sweeper)
+        if out.rejected is None:
+            assert out.encoded is not None and out.encoded_hits is not None
+            too_big = next(((r, len(b)) for r, b in zip(out.results, out.encoded) if len(b) > self.limit), None)
             if too_big is not None:
                 r, size = too_big
                 out.fail(Rejected("result_too_large", f"the result of classifier {r.classifier!r} is {size} bytes, "
                                   f"the limit is {self.limit}"))
         if out.rejected is not None:
-            DEAD_LETTERS.labels(out.rejected.reason).inc()
-            await self.deadletter.send(key=record.key, value=dead_letter(record, out.rejected, self.limit),
-                                       headers=_headers())
-        else:
-            headers = _headers()
-            for r, body in encoded:
-                RESULTS.labels(r.method).inc()
-                await self.results.send(key=r.item_id.encode(), value=body, headers=headers)
-            for hit in out.hits:
-                HITS.labels(hit.action).inc()
-                await self.moderation.send(key=hit.item_id.encode(), value=dumps(hit), headers=headers)
-        self.write(out.writes)
+            counts[DEAD_LETTERS, out.rejected.reason] += 1
+            return [(self.deadletter, record.key, dead_letter(record, out.rejected, self.limit))]
+        assert out.encoded is not None and out.encoded_hits is not None
+        sends: list[tuple[str, bytes | None, bytes]] = []
+        for r, body in zip(out.results, out.encoded, strict=True):
+            counts[RESULTS, r.method] += 1
+            sends.append((self.results, r.item_id.encode(), body))
+        for hit, body in zip(out.hits, out.encoded_hits, strict=True):
+            counts[HITS, hit.action] += 1
+            sends.append((self.moderation, hit.item_id.encode(), body))
+        return sends
+
+    @staticmethod
+    def _delivered(fut: asyncio.Future) -> None:
+        # aiokafka retries a failed send until the producer's request timeout; what still fails is
+        # logged and counted (what Faust's Topic.send did: a FutureMessage exception nobody awaited).
+        if not fut.cancelled() and fut.exception() is not None:
+            SEND_ERRORS.inc()
+            log.error("a result could not be delivered: %r", fut.exception())
 
     def write(self, writes: Iterable[TableWrite]) -> None:
         """Table writes without an output (the sweeper's deletions)."""
