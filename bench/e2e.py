@@ -331,7 +331,9 @@ def main() -> int:
     notes = [r for r in rows if r.note]
     lines = table(rows) + [
         "",
-        *[f"{r.workload} / {r.service}: {r.note}" for r in notes],
+        *[f"- {line}" for line in measure.cpu_split({(r.workload, r.service): r.cpu_per_1k for r in rows})],
+        *[f"- {r.workload} / {r.service}: {r.note}" for r in notes],
+        "",
         f"Events per workload: {counts}; {PARTITIONS} partitions, one broker, every service a child process "
         "reading the same pre-produced events; events/s from the first output to the N-th as read here; "
         "latency = send call → result read here, with a producer paced at "

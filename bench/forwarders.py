@@ -8,7 +8,7 @@ with orjson and produces one small record per input, keyed as the input, to ``BE
 - ``faust``: a Faust agent with Labelstream's own consumption (``take_events`` batches of
   ``LABELSTREAM_BATCH_SIZE`` within ``LABELSTREAM_BATCH_WITHIN``) and producer settings that
   sends each output with ``Topic.send`` — the framework's own ceiling, so the framework's
-  overhead and ours are told apart.
+  overhead and ours are told apart (``LABELSTREAM_BATCH_SIZE=1``: plain ``stream.events()``, one at a time).
 
     BENCH_BROKER=kafka://127.0.0.1:9092 BENCH_IN=x.objects BENCH_OUT=x.results BENCH_GROUP=g \\
         .venv/bin/python bench/forwarders.py raw|faust
@@ -77,6 +77,10 @@ def faust_app():
 
     @app.agent(src)
     async def forward(stream):
+        if BATCH <= 1:  # Faust's plainest form, one event at a time
+            async for e in stream.events():
+                await dst.send(key=e.key, value=output(e.key, e.value))
+            return
         async for batch in stream.take_events(BATCH, WITHIN):
             for e in batch:
                 await dst.send(key=e.key, value=output(e.key, e.value))

@@ -107,3 +107,20 @@ def per_thousand(cpu: float, events: int) -> float:
     0.25
     """
     return cpu / events * 1000 if events else math.nan
+
+
+def cpu_split(cpu_per_1k: dict[tuple[str, str], float]) -> list[str]:
+    """Where a workload's CPU per event goes: the client (the ``raw`` service), Faust on top of it
+    (``faust`` − ``raw``), Labelstream on top of Faust (``labelstream`` − ``faust``); CPU s per
+    1,000 events is CPU ms per event. Workloads missing a service are left out.
+
+    >>> cpu_split({("knn", "raw"): 0.02, ("knn", "faust"): 0.4, ("knn", "labelstream"): 0.9, ("x", "raw"): 1.0})
+    ['knn: CPU ms per event: client 0.020 + Faust 0.380 + Labelstream 0.500 = 0.900 (one core at that cost: 1,111 events/s)']
+    """
+    out = []
+    for wl in dict.fromkeys(w for w, _ in cpu_per_1k):
+        if all((wl, s) in cpu_per_1k for s in ("raw", "faust", "labelstream")):
+            raw, fst, ls = cpu_per_1k[wl, "raw"], cpu_per_1k[wl, "faust"], cpu_per_1k[wl, "labelstream"]
+            out.append(f"{wl}: CPU ms per event: client {raw:.3f} + Faust {fst - raw:.3f} + Labelstream "
+                       f"{ls - fst:.3f} = {ls:.3f} (one core at that cost: {1000 / ls:,.0f} events/s)")
+    return out

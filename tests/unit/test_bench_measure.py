@@ -24,7 +24,7 @@ spec.loader.exec_module(measure)
 
 def test_docstring_examples():
     failed, tried = doctest.testmod(measure)
-    assert tried >= 7 and failed == 0
+    assert tried >= 8 and failed == 0
 
 
 @pytest.mark.parametrize("n", [1, 2, 7, 100, 1001])
@@ -59,3 +59,24 @@ def test_own_process_cpu_and_peak_rss_are_read():
     sum(i * i for i in range(300_000))  # burn some CPU
     assert measure.cpu_seconds(pid) > before
     assert measure.peak_rss(pid) > 10 * 1024 * 1024  # a Python process with numpy loaded
+
+
+def test_cpu_split_attributes_each_layer_its_own_share():
+    lines = measure.cpu_split({("w", "labelstream"): 1.0, ("w", "raw"): 0.1, ("w", "faust"): 0.4})
+    assert lines == ["w: CPU ms per event: client 0.100 + Faust 0.300 + Labelstream 0.600 = 1.000 "
+                     "(one core at that cost: 1,000 events/s)"]
+    assert measure.cpu_split({("w", "raw"): 0.1, ("w", "labelstream"): 1.0}) == []
+
+
+def test_recall_helper_against_exact():
+    """bench/recall.py: its docstring example, and a worker that returned the wrong neighbours scores 0."""
+    rspec = importlib.util.spec_from_file_location("bench_recall", PATH.parent / "recall.py")
+    assert rspec and rspec.loader
+    recall = importlib.util.module_from_spec(rspec)
+    rspec.loader.exec_module(recall)
+    assert doctest.testmod(recall).failed == 0
+    import orjson
+    train = np.eye(3, dtype=np.float32)
+    wrong = {b"q": orjson.dumps({"detail": {"knn": {"topic": {"neighbours": [{"id": "ex-2"}]}}}})}
+    assert recall.check(wrong, {"train": train, "queries": {"q": np.array([1, 0, 0], np.float32)}, "k": 1}).startswith(
+        "recall@1 vs exact 0.0000")
