@@ -219,7 +219,7 @@ async def load_training(w: Workload, env: dict, settings: Settings, workdir: Pat
 
 
 async def run_one(broker: str, w: Workload, kind: str, n: int, latency_seconds: float, timeout: float,
-                  fraction: float = 0.5) -> Row:
+                  fraction: float = 0.5, stall: float = 60.0) -> Row:
     settings, env = fresh(broker, f"{w.name}-{kind}")
     await ensure_topics(settings)
     reader = Reader(settings, n)
@@ -233,12 +233,17 @@ async def run_one(broker: str, w: Workload, kind: str, n: int, latency_seconds: 
         task = asyncio.create_task(reader.run())
         try:
             deadline = time.monotonic() + timeout
+            last, last_seen = time.monotonic(), 0
             while not reader.done.is_set():
                 if not svc.alive():
                     raise RuntimeError(f"{kind} exited early:\n{svc.tail()}")
-                if time.monotonic() > deadline:
+                if reader.seen != last_seen:
+                    last, last_seen = time.monotonic(), reader.seen
+                stalled = reader.seen and time.monotonic() - last > stall
+                if time.monotonic() > deadline or stalled:
                     dead = [v.get("reason") for _, v in await collect("deadletter", 3, 3.0, settings=settings)]
-                    raise TimeoutError(f"{kind}/{w.name}: {reader.seen:,} of {n:,} outputs in {timeout:.0f} s, "
+                    raise TimeoutError(f"{kind}/{w.name}: {reader.seen:,} of {n:,} outputs"
+                                       + (f", none for {stall:.0f} s" if stalled else f" in {timeout:.0f} s") + ", "
                                        f"dead letters {dead}:\n{svc.tail()}")
                 await asyncio.sleep(0.05)
             assert reader.first and reader.nth
@@ -302,7 +307,7 @@ async def run_all(broker: str, a: argparse.Namespace) -> list[Row]:
         n = int(EVENTS[name] * a.scale)
         for kind in a.services:
             t = time.monotonic()
-            row = await run_one(broker, w, kind, n, a.latency_seconds, a.timeout, a.paced_fraction)
+            row = await run_one(broker, w, kind, n, a.latency_seconds, a.timeout, a.paced_fraction, a.stall)
             rows.append(row)
             print(table([row])[-1], f"  ({time.monotonic() - t:.0f} s, load {os.getloadavg()[0]:.1f})", flush=True)
     return rows
@@ -318,6 +323,7 @@ def main() -> int:
     ap.add_argument("--latency-seconds", type=float, default=5.0, help="length of the paced phase")
     ap.add_argument("--paced-fraction", type=float, default=0.5, help="paced rate / measured events/s")
     ap.add_argument("--timeout", type=float, default=300.0, help="per service, for the throughput phase")
+    ap.add_argument("--stall", type=float, default=60.0, help="give up when no output arrives for this long")
     ap.add_argument("--no-write", action="store_true")
     a = ap.parse_args()
     # new topics' leaders move for a moment: aiokafka logs each retried produce as a warning
