@@ -40,12 +40,13 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 import orjson  # noqa: E402
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: E402
+from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
 
 import measure  # noqa: E402  (bench/measure.py)
 import recall  # noqa: E402  (bench/recall.py)
 import results  # noqa: E402  (bench/results.py)
 from app.devtools import localkafka  # noqa: E402
-from app.devtools.clients import collect, produce  # noqa: E402
+from app.devtools.clients import produce  # noqa: E402
 from app.devtools.process import WorkerProcess  # noqa: E402
 from app.service.admin import bootstrap, ensure_topics  # noqa: E402
 from app.settings import Settings  # noqa: E402
@@ -71,6 +72,14 @@ class Row:
     lat_missing: int = 0
     rss: int = 0
     note: str = ""
+
+
+class Stalled(Exception):
+    """The service stopped producing outputs (or never finished) before the n-th: its row says so."""
+
+    def __init__(self, seen: int, message: str):
+        super().__init__(message)
+        self.seen = seen
 
 
 class Reader:
@@ -205,6 +214,17 @@ async def dead_letters(settings: Settings) -> int:
         await consumer.stop()
 
 
+async def committed(settings: Settings, topic: str) -> int:
+    """The service group's committed offsets on its input topic, summed (= records it calls done)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap(settings.broker))
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(settings.app_id)
+        return sum(m.offset for tp, m in offsets.items() if tp.topic == settings.topic(topic) and m.offset > 0)
+    finally:
+        await admin.close()
+
+
 async def load_training(w: Workload, env: dict, settings: Settings, workdir: Path, timeout: float) -> None:
     """Training goes in through a first worker, stopped once it has applied every record, so the
     measured worker starts from the changelogs like any restarted worker. (Events produced
@@ -241,10 +261,11 @@ async def run_one(broker: str, w: Workload, kind: str, n: int, latency_seconds: 
                     last, last_seen = time.monotonic(), reader.seen
                 stalled = reader.seen and time.monotonic() - last > stall
                 if time.monotonic() > deadline or stalled:
-                    dead = [v.get("reason") for _, v in await collect("deadletter", 3, 3.0, settings=settings)]
-                    raise TimeoutError(f"{kind}/{w.name}: {reader.seen:,} of {n:,} outputs"
-                                       + (f", none for {stall:.0f} s" if stalled else f" in {timeout:.0f} s") + ", "
-                                       f"dead letters {dead}:\n{svc.tail()}")
+                    dead = await dead_letters(settings)
+                    done = await committed(settings, w.topic)
+                    raise Stalled(reader.seen, f"{kind}/{w.name}: {reader.seen:,} of {n:,} outputs"
+                                  + (f", none for {stall:.0f} s" if stalled else f" in {timeout:.0f} s")
+                                  + f", dead letters {dead or 0}, input offsets committed {done:,}:\n{svc.tail()}")
                 await asyncio.sleep(0.05)
             assert reader.first and reader.nth
             (t1, got1, cpu1), (t2, _, cpu2) = reader.first, reader.nth
@@ -307,7 +328,12 @@ async def run_all(broker: str, a: argparse.Namespace) -> list[Row]:
         n = int(EVENTS[name] * a.scale)
         for kind in a.services:
             t = time.monotonic()
-            row = await run_one(broker, w, kind, n, a.latency_seconds, a.timeout, a.paced_fraction, a.stall)
+            try:
+                row = await run_one(broker, w, kind, n, a.latency_seconds, a.timeout, a.paced_fraction, a.stall)
+            except Stalled as e:  # keep measuring the others; the table and the exit code carry the failure
+                print(e, flush=True)
+                nan = float("nan")
+                row = Row(w.name, kind, n, e.seen, nan, nan, note=str(e).split(":\n")[0])
             rows.append(row)
             print(table([row])[-1], f"  ({time.monotonic() - t:.0f} s, load {os.getloadavg()[0]:.1f})", flush=True)
     return rows
