@@ -8,7 +8,7 @@ TEST_PORT ?= 19092
 TEST_ENV  := LABELSTREAM_KAFKA_PORT=$(TEST_PORT) LABELSTREAM_BROKER=kafka://127.0.0.1:$(TEST_PORT)
 PYTEST_ARGS ?=
 
-.PHONY: install demo test typecheck unit kafka-start kafka-stop bench topics clean
+.PHONY: install demo test typecheck unit kafka-start kafka-stop bench bench-core topics clean
 
 $(STAMP): pyproject.toml Makefile  # the install line below is part of what is installed
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,7 +38,14 @@ typecheck: install
 unit: install
 	$(BIN)/python -m pytest -q tests/unit
 
+## Raw aiokafka, a Faust forwarder and Labelstream side by side on one broker (bench/e2e.py; LABELSTREAM_BROKER,
+## else the local one, started and stopped here); BENCH_ARGS="--scale 5 --large" for more. Writes bench/RESULTS.md.
+BENCH_ARGS ?=
 bench: install
+	$(BIN)/python bench/e2e.py $(BENCH_ARGS)
+
+## The pure cores without Kafka: kNN accuracy (Annoy vs exact) and zero-shot scoring.
+bench-core: install
 	$(BIN)/python bench/knn_accuracy.py
 	$(BIN)/python bench/zeroshot_throughput.py
 
