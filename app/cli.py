@@ -29,9 +29,14 @@ def fail(message: str) -> None:
 def worker(loglevel: str = typer.Option(None, "--loglevel", "-l", help="debug|info|warning")) -> None:
     """Run a Faust worker (same as ``faust -A app.service.worker worker``), creating catalog topics first."""
     from app.service.admin import BrokerUnavailable, ensure_topics
+    from app.service.httpguard import WebConfigError, check_web
     from app.settings import get_settings
 
     settings = get_settings()
+    try:
+        check_web(settings)  # before the broker: a refused configuration fails at once, clearly
+    except WebConfigError as e:
+        fail(str(e))
     try:
         asyncio.run(ensure_topics(settings))
     except BrokerUnavailable as e:
