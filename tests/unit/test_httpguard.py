@@ -183,3 +183,19 @@ def test_worker_refuses_a_short_key_without_showing_it(tmp_path):
     (line,) = out.stderr.strip().splitlines()
     assert line == f"labelstream: an API key in {keys} has 6 characters: use at least 16 (e.g. openssl rand -hex 24)"
     assert "s3cr3t" not in out.stderr + out.stdout
+
+
+def test_keys_come_from_the_environment_and_a_file(tmp_path):
+    from app.settings import Settings
+
+    f = tmp_path / "keys"
+    f.write_text(f"# rotated 2026-12\n{KEY}\n\n  {OTHER}  \n")
+    assert Settings(api_keys_file=f).api_key_set() == {KEY, OTHER}
+    assert Settings(api_keys=f"{KEY},", api_keys_file=f).api_key_set() == {KEY, OTHER}
+    assert Settings().api_key_set() == frozenset()
+    assert KEY not in repr(Settings(api_keys=KEY))  # never in a log line that prints the settings
+    with pytest.raises(ValueError, match="cannot read"):
+        Settings(api_keys_file=tmp_path / "missing").api_key_set()
+    f.write_text(f"{KEY} {OTHER}\n")
+    with pytest.raises(ValueError, match="contains white space"):
+        Settings(api_keys_file=f).api_key_set()
