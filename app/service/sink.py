@@ -11,8 +11,15 @@ send itself). An agent's batch is acked only after ``emit`` returns, i.e. after 
 is in that buffer; Faust's commit (``Consumer._commit_offsets``, non-transactional) awaits
 ``app.producer.flush()`` -- Faust's own buffer, then aiokafka's ``flush()``, which waits for
 every batch in the accumulator to be acknowledged -- before it commits an offset. So an
-input's offset is committed only after its outputs are acknowledged (or have failed: see
-``_delivered``, the same as Faust's own ``Topic.send``, which logs and goes on).
+input's offset is committed only after its outputs are acknowledged.
+
+**A send that fails stops the commits.** aiokafka retries a send until its delivery timeout;
+what still fails (broker gone for longer than that, a topic whose ``max.message.bytes`` is below
+ours, no authorization) is recorded, and every later ``flush`` -- the one Faust awaits before
+each commit -- raises ``DeliveryFailed``: the commit does not happen, the worker crashes and
+stops, and its records are redelivered when it is restarted (Kafka Streams' default
+production exception handler does the same). Faust's own ``Topic.send`` logs and commits
+anyway, which loses the output.
 """
 
 from __future__ import annotations
@@ -35,6 +42,10 @@ HEADROOM = 64 * 1024  # headers and record overhead
 log = logging.getLogger(__name__)
 
 
+class DeliveryFailed(RuntimeError):
+    """An output could not be delivered: nothing more may be committed."""
+
+
 def _headers() -> list[tuple[str, bytes]]:
     # Wall-clock time stays out of the value so a redelivery reproduces the same record.
     return [("classified_at", str(int(time.time() * 1000)).encode())]
@@ -48,10 +59,13 @@ class Sink:
         self.deadletter = topics["deadletter"].get_topic_name()
         self.tables = tables
         self.limit = max_message_bytes - HEADROOM
+        self.failed = 0
+        self.failure: BaseException | None = None  # the first delivery failure; sticky until restart
 
     async def emit(self, batch: Iterable[tuple[Record, Outcome]]) -> None:
         """Send every outcome's outputs, then apply its table writes, in input order."""
         producer = await self.app.maybe_start_producer()
+        self._guard(producer)
         headers = _headers()
         counts: Counter[tuple[object, str]] = Counter()  # metrics once per batch, not per record
         for record, out in batch:
@@ -90,13 +104,35 @@ class Sink:
             sends.append((self.moderation, hit.item_id.encode(), body))
         return sends
 
-    @staticmethod
-    def _delivered(fut: asyncio.Future) -> None:
-        # aiokafka retries a failed send until the producer's request timeout; what still fails is
-        # logged and counted (what Faust's Topic.send did: a FutureMessage exception nobody awaited).
+    def _delivered(self, fut: asyncio.Future) -> None:
+        # Runs before the flush that waited for this batch returns (aiokafka resolves the
+        # batch's and the messages' futures together; the flush's waiter wakes after them).
         if not fut.cancelled() and fut.exception() is not None:
             SEND_ERRORS.inc()
-            log.error("a result could not be delivered: %r", fut.exception())
+            self.failed += 1
+            if self.failure is None:
+                self.failure = fut.exception()
+                log.error("an output could not be delivered: %r; no offset will be committed from now on, "
+                          "the worker stops so its records are redelivered after a restart", self.failure)
+
+    def check(self) -> None:
+        """Raise ``DeliveryFailed`` once any output has failed (called after each flush)."""
+        if self.failure is not None:
+            raise DeliveryFailed(f"{self.failed} output(s) could not be delivered, the first: {self.failure!r}; "
+                                 "offsets are not committed") from self.failure
+
+    def _guard(self, producer: object) -> None:
+        """Make the producer's ``flush`` -- awaited by Faust before every commit -- fail after a failure."""
+        if getattr(producer, "_labelstream_sink", None) is self:
+            return
+        flush = producer.flush  # type: ignore[attr-defined]
+
+        async def flush_then_check() -> None:
+            await flush()
+            self.check()
+
+        producer.flush = flush_then_check  # type: ignore[attr-defined]
+        producer._labelstream_sink = self  # type: ignore[attr-defined]  # noqa: SLF001
 
     def write(self, writes: Iterable[TableWrite]) -> None:
         """Table writes without an output (the sweeper's deletions)."""
