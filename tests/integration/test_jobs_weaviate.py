@@ -1,0 +1,120 @@
+"""Jobs through the official Weaviate 3.x client, unchanged, against a real worker on the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+
+import weaviate
+
+from app.classify.jobs import NOTHING_TO_DO, ZERO_TIME
+from app.devtools import samples
+from tests.integration.jobs_helpers import ARTICLE, articles, http
+
+N = 3000
+
+
+def client(port: int) -> weaviate.Client:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the 3.x client warns that it is deprecated
+        return weaviate.Client(f"http://127.0.0.1:{port}")
+
+
+async def test_knn_job_through_the_weaviate_client(stack):
+    w = stack.worker()
+    training = samples.training_records()[:-1] + [("class:Article", ARTICLE)]  # examples, no standing classifier
+    await stack.produce("training", training)
+    await stack.wait_ready(w, min_training=len(training))
+    objects, truth = articles(N)
+    await stack.produce("objects", objects + [("o1", {"id": "o1", "class": "Other", "vector": [1.0, 0.0]})])
+    # a declared class without a classifier: stored, and each object says so; an undeclared one: dead letter
+    stored = await stack.collect("results", N, 90, where=lambda k, v: v["result_id"].endswith("/-"))
+    assert len(stored) == N and "stored for jobs" in stored[0][1]["detail"]["skipped"]
+    assert [v["reason"] for _, v in await stack.collect("deadletter", 1, 30)] == ["unknown_class"]
+
+    c = await asyncio.to_thread(client, w.web_port)
+    job = await asyncio.to_thread(
+        lambda: c.classification.schedule().with_type("knn").with_class_name("Article")
+        .with_classify_properties(["topic"]).with_based_on_properties(["body"]).with_k(3)
+        .with_wait_for_completion().do())
+    assert job["status"] == "completed", job
+    assert job["meta"]["count"] == job["meta"]["countSucceeded"] == N
+    assert "countFailed" not in job["meta"] and job["meta"]["completed"] != ZERO_TIME
+    assert (await asyncio.to_thread(c.classification.get, job["id"]))["meta"] == job["meta"]
+
+    results = await stack.collect("results", N, 60, where=lambda k, v: v["classifier"] == f"job:{job['id']}")
+    assert len({v["result_id"] for _, v in results}) == N
+    right = sum(v["labels"]["topic"] == truth[v["item_id"]] for _, v in results)
+    assert right >= 0.95 * N
+    assert all(v["detail"]["job"] == {"id": job["id"], "scope": "unlabeled"} for _, v in results)
+
+    some = objects[7][0]
+    obj = await asyncio.to_thread(c.data_object.get_by_id, some, class_name="Article",
+                                  additional_properties=["classification"])
+    ref = obj["properties"]["topic"][0]
+    assert ref["label"] == truth[some] and ref["beacon"].startswith("weaviate://localhost/Topic/")
+    assert ref["classification"]["overallCount"] == 3
+    assert obj["additional"]["classification"]["id"] == job["id"]
+    assert obj["additional"]["classification"]["classifiedFields"] == ["topic"]
+    assert obj["properties"]["body"] == "article 7"
+
+    # everything is labelled now: Weaviate's "nothing to classify" failure
+    again = await asyncio.to_thread(
+        lambda: c.classification.schedule().with_type("knn").with_class_name("Article")
+        .with_classify_properties(["topic"]).with_based_on_properties(["body"]).with_k(3)
+        .with_wait_for_completion().do())
+    assert again["status"] == "failed" and again["error"] == NOTHING_TO_DO
+    listed = http(w.web_port, "GET", "/v1/classifications")[1]
+    assert [j["id"] for j in listed] == [job["id"], again["id"]]
+
+    await _error_paths(w.web_port, job["id"])
+
+
+async def _error_paths(port: int, known: str) -> None:
+    ok = {"type": "knn", "class": "Article", "classifyProperties": ["topic"], "basedOnProperties": ["body"],
+          "settings": {"k": 3}}
+    inv = "invalid classification: "
+    cases = [
+        (b"{not json", 400, "could not parse the body as JSON"),
+        (b"[1, 2]", 422, "the body must be a JSON object, not list"),
+        ({**ok, "classifyProperties": "topic"}, 422, "classifyProperties: Input should be a valid list"),
+        ({**ok, "class": 5}, 422, "class: Input should be a valid string"),
+        ({**ok, "scope": "some"}, 422, "scope: Input should be 'unlabeled' or 'all'"),
+        ({**ok, "class": ""}, 400, inv + "class must be set"),
+        ({k: v for k, v in ok.items() if k != "class"}, 400, inv + "class must be set"),
+        ({**ok, "class": "Nope"}, 400, inv + "class 'Nope' not found in schema"),
+        ({**ok, "filters": {"targetWhere": {"path": ["x"], "operator": "Equal", "valueText": "y"}}}, 400,
+         inv + "type is 'knn', but 'targetWhere' filter is set"),
+        ({**ok, "basedOnProperties": []}, 400, inv + "basedOnProperties must have at least one property"),
+        ({**ok, "basedOnProperties": ["body", "x"]}, 400,
+         inv + "only a single property in basedOnProperties supported at the moment, got [body x]"),
+        ({**ok, "basedOnProperties": ["nope"]}, 400, inv + "basedOnProperties: property 'nope' does not exist"),
+        ({**ok, "basedOnProperties": ["wordCount"]}, 400,
+         inv + "basedOnProperties: property 'wordCount' must be of type 'text'"),
+        ({**ok, "classifyProperties": []}, 400, inv + "classifyProperties must have at least one property"),
+        ({**ok, "classifyProperties": ["nope"]}, 400, inv + "classifyProperties: property 'nope' does not exist"),
+        ({**ok, "classifyProperties": ["body"]}, 400,
+         inv + "classifyProperties: property 'body' must be of reference type (cref)"),
+        ({**ok, "settings": {"k": "3"}}, 400, "parse knn specific settings: settings.k must be number, got string"),
+        ({**ok, "settings": {"k": 0}}, 400, "parse knn specific settings: settings.k must be at least 1, got 0"),
+        ({**ok, "type": "contextual"}, 400, inv + "type 'contextual' is not supported"),
+        ({**ok, "type": "zeroshot", "settings": {}}, 400, "parse zeroshot specific settings: settings.taxonomies"),
+        ({**ok, "type": "zeroshot", "settings": {"taxonomies": ["nope"]}}, 400,
+         inv + "settings.taxonomies: taxonomy 'nope' does not exist"),
+        ({**ok, "filters": {"sourceWhere": {"operator": "Bogus"}}}, 400, inv + "filters.sourceWhere: "),
+    ]
+    for body, status, message in cases:
+        got_status, got = http(port, "POST", "/v1/classifications", body)
+        assert got_status == status, (body, got)
+        assert isinstance(got, dict) and len(got["error"]) == 1 and got["error"][0]["message"].startswith(message), \
+            (body, got)
+    unknown = "00000000-0000-4000-8000-000000000000"
+    assert http(port, "GET", f"/v1/classifications/{unknown}")[0] == 404
+    assert http(port, "GET", f"/v1/classifications/{known}")[0] == 200
+    assert http(port, "GET", f"/v1/objects/Article/{unknown}")[0] == 404
+    assert http(port, "GET", f"/v1/objects/{unknown}")[0] == 404
+    assert http(port, "GET", "/v1/schema/Nope")[0] == 404
+    assert http(port, "GET", "/v1/schema/Article") == (200, {k: v for k, v in ARTICLE.items() if k != "record"})
+    assert http(port, "GET", "/v1/schema")[1] == {"classes": [{k: v for k, v in ARTICLE.items() if k != "record"}]}
+    assert http(port, "GET", "/v1/meta")[1]["version"] >= "1.14"
+    assert http(port, "GET", "/v1/.well-known/live")[0] == http(port, "GET", "/v1/.well-known/ready")[0] == 200
