@@ -148,12 +148,18 @@ class JobRunner:
             new = Progress(prog.cursor, prog.count, prog.countSucceeded, prog.countFailed, True, now,
                            f"classification failed: {type(e).__name__}: {e}")
             pairs = []
+        if not self._owns(p):  # the partition moved while the chunk was classified: its new owner does it
+            return 0
         INPUTS.labels("jobs").inc(len(pairs))
         await self.rt.sink.emit(pairs)
         # results and stored objects acknowledged first: progress never runs ahead of its outputs
         await self.rt.app.producer.flush()
-        self.rt.sink.write([TableWrite(JOB_PROGRESS, pk, new.value(job["id"], p, now))])
+        if self._owns(p):  # else the new owner redoes the chunk (same results), from the progress it recovered
+            self.rt.sink.write([TableWrite(JOB_PROGRESS, pk, new.value(job["id"], p, now))])
         return 1
+
+    def _owns(self, p: int) -> bool:
+        return self._ready() and p in self._active()
 
     async def run(self) -> None:
         while True:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 import uuid
 
 import numpy as np
+import orjson
+from aiokafka import AIOKafkaConsumer
 
 from app.devtools import samples
 from app.schemas.vectors import encode_vector
+from app.service.admin import bootstrap
 
 ARTICLE = {"record": "class", "class": samples.CLASS, "properties": [
     {"name": "body", "dataType": ["text"]}, {"name": "topic", "dataType": ["Topic"]},
@@ -50,3 +54,30 @@ def http(port: int, method: str, path: str, body: bytes | dict | None = None) ->
             return e.code, json.loads(raw) if raw else None
         except ValueError:
             return e.code, raw.decode(errors="replace")
+
+
+
+
+async def raw_results(settings, classifier: str, n: int, timeout: float = 60.0, quiet: float = 3.0) -> list[tuple[str, bytes]]:
+    """``(result_id, value bytes)`` of one classifier on the results topic: at least ``n``, then
+    until the topic is quiet for ``quiet`` s (redelivered duplicates come in too)."""
+    consumer = AIOKafkaConsumer(settings.topic("results"), bootstrap_servers=bootstrap(settings.broker),
+                                group_id=None, auto_offset_reset="earliest", enable_auto_commit=False,
+                                max_partition_fetch_bytes=16 * 1024 * 1024)
+    await consumer.start()
+    out: list[tuple[str, bytes]] = []
+    try:
+        deadline, last = time.monotonic() + timeout, time.monotonic()
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for recs in batch.values():
+                for r in recs:
+                    last = time.monotonic()
+                    v = orjson.loads(r.value)
+                    if v["classifier"] == classifier:
+                        out.append((v["result_id"], r.value))
+            if len(out) >= n and time.monotonic() - last > quiet:
+                break
+    finally:
+        await consumer.stop()
+    return out

@@ -68,6 +68,27 @@ async def test_knn_job_through_the_weaviate_client(stack):
     assert [j["id"] for j in listed] == [job["id"], again["id"]]
 
     await _error_paths(w.web_port, job["id"])
+    await _jobs_topic(stack, w.web_port)
+
+
+async def _jobs_topic(stack, port: int) -> None:
+    """Jobs start from the topic too; bad start records are dead letters with Weaviate's message."""
+    ident = "5d0e3c3e-2a39-4d36-9e4c-1f2a3b4c5d6e"
+    body = {"type": "knn", "class": "Article", "classifyProperties": ["topic"], "basedOnProperties": ["body"],
+            "scope": "all"}
+    await stack.produce("jobs", [("j-bad", b"{nope"), ("j-class", {**body, "class": "Nope"}),
+                                 ("j-type", {**body, "settings": []}), (ident, body)])
+    dead = await stack.collect("deadletter", 3, 30, where=lambda k, v: v["source"]["topic"].endswith(".jobs"))
+    assert sorted((v["reason"], v["detail"][:40]) for _, v in dead) == [
+        ("invalid_job", "invalid classification: class 'Nope' not"),
+        ("invalid_json", "value is not valid JSON: unexpected char"),
+        ("schema_violation", "settings: Input should be a valid dictio")]
+    async def finished():
+        while (b := http(port, "GET", f"/v1/classifications/{ident}"))[0] != 200 or b[1]["status"] == "running":
+            await asyncio.sleep(0.2)
+        return b[1]
+    got = await asyncio.wait_for(finished(), 60)
+    assert got["status"] == "completed" and got["meta"]["count"] == N and got["scope"] == "all"
 
 
 async def _error_paths(port: int, known: str) -> None:
