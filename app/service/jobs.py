@@ -47,6 +47,19 @@ class JobsView:
         self.jobs: dict[str, dict[str, Any]] = {}
         self.progress: defaultdict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
         self.pending: dict[str, dict[str, Any]] = {}  # started through this worker, not in the changelog yet
+        self.replicas: list[ChangelogReplica] = []
+
+    @property
+    def caught_up(self) -> bool:
+        """Both changelogs read up to where they were when the worker started (else a job may be missing)."""
+        return all(r.caught_up.is_set() for r in self.replicas)
+
+    async def wait_caught_up(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(asyncio.gather(*(r.caught_up.wait() for r in self.replicas)), timeout)
+        except asyncio.TimeoutError:
+            pass
+        return self.caught_up
 
     def apply_job(self, key: str, value: bytes | None) -> None:
         with self._lock:
@@ -175,6 +188,7 @@ def register(rt: Runtime, bootstrap: str) -> JobsView:
     view = JobsView(rt.settings.topic_partitions or rt.tables.by_name[STORED_OBJECTS].partitions or 8)
     jobs_replica = ChangelogReplica(bootstrap, rt.tables.changelog(JOBS), view.apply_job)
     progress_replica = ChangelogReplica(bootstrap, rt.tables.changelog(JOB_PROGRESS), view.apply_progress)
+    view.replicas = [jobs_replica, progress_replica]
     runner = JobRunner(rt, view)
 
     @rt.agent("jobs", "jobs")

@@ -33,6 +33,7 @@ from app.schemas.vectors import parse_vector
 
 WEAVIATE_VERSION = "1.25.0"  # the REST API level the shapes follow (the 3.x client wants >= 1.14)
 ROUTED = "x-labelstream-routed"  # a forwarded request is answered where it lands: no second hop
+CATCH_UP_WAIT = 10.0  # s an unknown job id waits for a starting worker's view of all jobs
 PENDING_TTL_MS = 60_000  # a job started here but never recorded (dead-lettered) stops showing after this
 
 
@@ -90,7 +91,7 @@ def register(rt: Runtime, view: JobsView) -> None:
     @app.page("/v1/.well-known/ready")
     class Ready(View):
         async def get(self, request: Request) -> Response:
-            return self.bytes(b"", status=200 if readiness(rt)["ready"] else 503)
+            return self.bytes(b"", status=200 if readiness(rt)["ready"] and view.caught_up else 503)
 
     @app.page("/v1/meta")
     class Meta(View):
@@ -136,6 +137,8 @@ def register(rt: Runtime, view: JobsView) -> None:
     class Classification(View):
         async def get(self, request: Request, job_id: str) -> Response:
             body = view.body(job_id)
+            if body is None and not view.caught_up and await view.wait_caught_up(CATCH_UP_WAIT):
+                body = view.body(job_id)  # a worker just started: its view of the jobs was still loading
             return not_found(self) if body is None else self.json(body)
 
     async def stored_object(v: View, request: Request, class_name: str | None, object_id: str) -> Response:

@@ -114,3 +114,19 @@ async def test_scope_all_relabels_with_the_new_taxonomy_version(stack):
     status, obj = http(w.web_port, "GET", "/v1/objects/Comment/c3?include=classification")
     assert status == 200 and obj["properties"]["tone"][0]["label"] == "toxic"
     assert obj["additional"]["classification"]["id"] == second["id"]
+
+
+async def test_jobs_are_removed_after_their_retention(stack):
+    w = stack.worker(LABELSTREAM_JOBS_RETENTION="3", LABELSTREAM_SWEEP_INTERVAL="0.5")
+    await stack.produce("training", [("taxonomy:tone", taxonomy(1, swap=False)), ("class:Comment", COMMENT)])
+    await stack.wait_ready(w, min_training=2)
+    await stack.produce("objects", [("c0", {"id": "c0", "class": "Comment", "vector": encode_vector(E[0])})])
+    assert await stack.collect("results", 1, 30)
+    status, job = http(w.web_port, "POST", "/v1/classifications", ZEROSHOT)
+    assert status == 201
+    path = f"/v1/classifications/{job['id']}"
+    done = await _until(lambda: (b := http(w.web_port, "GET", path)[1]) and b["status"] != "running" and b,
+                        30, "the job", every=0.2)
+    assert done["status"] == "completed"
+    await _until(lambda: http(w.web_port, "GET", path)[0] == 404 and http(w.web_port, "GET", "/v1/classifications")
+                 == (200, []), 30, "the job's removal", every=0.5)
