@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 CLASS_PREFIX = "class:"
 CLASS_NAME = r"^[A-Z][_0-9A-Za-z]*$"  # Weaviate's class name rule
@@ -57,6 +57,14 @@ class JobRequest(BaseModel):
     scope: Literal["unlabeled", "all"] = Field(
         "unlabeled", description="unlabeled: objects without a value for the classify properties (Weaviate); "
         "all: re-classify every stored object of the class")
+
+    @field_validator("classifyProperties", "basedOnProperties", "filters", mode="before")
+    @classmethod
+    def _null_is_empty(cls, v: Any, info: Any) -> Any:
+        """Weaviate takes ``null`` for these as absent (then its own rule names what is missing)."""
+        if v is None:
+            return {} if info.field_name == "filters" else []
+        return v
 
 
 class ClassProperty(BaseModel):

@@ -78,6 +78,14 @@ class JobsView:
             else:
                 self.progress[job_id][partition] = orjson.loads(value)
 
+    def add_pending(self, doc: dict[str, Any], ttl_ms: int) -> None:
+        """A job this worker just published: shown until the changelog has it (or ``ttl_ms`` passed:
+        its record was refused after all, e.g. the class was deleted in between)."""
+        with self._lock:
+            self.pending = {k: v for k, v in self.pending.items() if doc["started"] - v["started"] < ttl_ms}
+            if doc["id"] not in self.jobs:
+                self.pending[doc["id"]] = doc
+
     def running(self) -> list[dict[str, Any]]:
         with self._lock:
             return [j for j in self.jobs.values()

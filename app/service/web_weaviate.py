@@ -129,8 +129,7 @@ def register(rt: Runtime, view: JobsView) -> None:
             record = {**req.model_dump(mode="json", by_alias=True), "id": job_id, "started": started}
             await rt.sink.publish(rt.topics["jobs"].get_topic_name(), job_id.encode(), orjson.dumps(record))
             doc = job_doc(req, job_id, started)
-            view.pending = {k: v for k, v in view.pending.items() if started - v["started"] < PENDING_TTL_MS}
-            view.pending[job_id] = doc
+            view.add_pending(doc, PENDING_TTL_MS)
             return self.json(job_body(doc, {}, partitions), status=201)
 
     @app.page("/v1/classifications/{job_id}")

@@ -113,6 +113,8 @@ async def _error_paths(port: int, known: str) -> None:
         ({**ok, "basedOnProperties": ["wordCount"]}, 400,
          inv + "basedOnProperties: property 'wordCount' must be of type 'text'"),
         ({**ok, "classifyProperties": []}, 400, inv + "classifyProperties must have at least one property"),
+        ({**ok, "classifyProperties": None, "filters": None}, 400,
+         inv + "classifyProperties must have at least one property"),
         ({**ok, "classifyProperties": ["nope"]}, 400, inv + "classifyProperties: property 'nope' does not exist"),
         ({**ok, "classifyProperties": ["body"]}, 400,
          inv + "classifyProperties: property 'body' must be of reference type (cref)"),
