@@ -10,7 +10,9 @@
   results and stored-object updates go through the sink and are **acknowledged** (producer
   flush) before the partition's progress is written. A worker killed mid-chunk loses at most
   that chunk's progress write: its new owner redoes the chunk, producing the same results
-  (same ``result_id``, same bytes) and the same counts.
+  (same ``result_id``, same bytes) and the same counts. A job walks the keys its partition held
+  when the job first ran there (objects stored later are not waited for, as in Weaviate, which
+  lists the unclassified objects when a job starts).
 """
 
 from __future__ import annotations
@@ -171,7 +173,7 @@ class JobRunner:
             pairs = []
         if not self._owns(p):  # the partition moved while the chunk was classified: its new owner does it
             return 0
-        INPUTS.labels("jobs").inc(len(pairs))
+        INPUTS.labels("job-items").inc(len(pairs))
         await self.rt.sink.emit(pairs)
         # results and stored objects acknowledged first: progress never runs ahead of its outputs
         await self.rt.app.producer.flush()
