@@ -14,6 +14,10 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+#: Shorter keys are refused at start: a guessable key is no key.
+MIN_API_KEY_CHARS = 16
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LABELSTREAM_", extra="ignore")
 
@@ -35,6 +39,16 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     web_enabled: bool = True
+    # HTTP hardening (app/service/httpguard.py). Keys: comma-separated in LABELSTREAM_API_KEYS and/or
+    # one per line in the file LABELSTREAM_API_KEYS_FILE ('#' comments); never in a committed file.
+    api_keys: str = Field("", repr=False)
+    api_keys_file: Path | None = None
+    # Without keys the web server only binds to loopback; this lets it bind further anyway
+    # (a private network with its own access control).
+    web_allow_open: bool = False
+    max_request_bytes: int = Field(8 * 1024 * 1024, ge=1, description="largest HTTP request body (413 beyond)")
+    # Faust's /router tells anyone the URL of every worker (cluster layout); off unless a feature needs it.
+    web_router_enabled: bool = False
     log_level: str = "info"
     # A dead worker's partitions move after session_timeout: 10 s instead of Kafka's 45 s
     # default keeps a crash's gap short; heartbeats every 3 s keep live workers in the group.
@@ -110,6 +124,31 @@ class Settings(BaseSettings):
             raise ValueError(f"min_insync_replicas ({self.min_insync_replicas}) > replication_factor "
                              f"({self.replication_factor}): every acks=all write would fail")
         return self
+
+    def api_key_set(self) -> frozenset[str]:
+        """The configured API keys, from ``api_keys`` and ``api_keys_file`` (empty: no keys).
+
+        >>> sorted(Settings(api_keys="k" * 16 + ", " + "j" * 16).api_key_set())
+        ['jjjjjjjjjjjjjjjj', 'kkkkkkkkkkkkkkkk']
+        >>> Settings(api_keys="short").api_key_set()
+        Traceback (most recent call last):
+        ...
+        ValueError: an API key in LABELSTREAM_API_KEYS has 5 characters: use at least 16 (e.g. openssl rand -hex 24)
+        """
+        keys = [("LABELSTREAM_API_KEYS", k.strip()) for k in self.api_keys.split(",") if k.strip()]
+        if self.api_keys_file is not None:
+            try:
+                lines = self.api_keys_file.read_text().splitlines()
+            except OSError as e:
+                raise ValueError(f"LABELSTREAM_API_KEYS_FILE: cannot read {self.api_keys_file}: {e.strerror}") from None
+            keys += [(str(self.api_keys_file), ln.strip()) for ln in lines if ln.strip() and not ln.strip().startswith("#")]
+        for where, key in keys:  # the message never shows the key
+            if len(key) < MIN_API_KEY_CHARS:
+                raise ValueError(f"an API key in {where} has {len(key)} characters: use at least "
+                                 f"{MIN_API_KEY_CHARS} (e.g. openssl rand -hex 24)")
+            if any(c.isspace() for c in key):
+                raise ValueError(f"an API key in {where} contains white space")
+        return frozenset(k for _, k in keys)
 
     def topic_config(self) -> dict[str, str]:
         """Per-topic Kafka config the settings add to every topic the service creates."""

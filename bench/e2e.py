@@ -88,7 +88,9 @@ class Reader:
 
     def __init__(self, settings: Settings, n: int):
         self.settings, self.n = settings, n
-        self.seen = 0
+        self.seen = 0  # distinct result keys (one result per event here)
+        self.keys: set[bytes | None] = set()
+        self.duplicates = 0
         self.first = self.nth = None  # (monotonic time, records in that poll, cpu seconds)
         self.arrived: dict[bytes, float] = {}
         self.values: dict[bytes, bytes] = {}  # kept only when keep_values (recall check)
@@ -108,6 +110,10 @@ class Reader:
                 got = 0
                 for recs in batch.values():
                     for r in recs:
+                        if r.key in self.keys:
+                            self.duplicates += 1  # at-least-once redelivery: counted once
+                            continue
+                        self.keys.add(r.key)
                         got += 1
                         if r.key and r.key.startswith(b"lat-"):
                             self.arrived.setdefault(r.key, now)

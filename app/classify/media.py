@@ -173,6 +173,7 @@ class Computed:
     """The results of one media item and what to write to the result cache."""
 
     results: list[Result] = field(default_factory=list)
+    encoded: list[bytes] = field(default_factory=list)  # ``dumps`` of each result: serialized once
     cache_writes: dict[bytes, bytes] = field(default_factory=dict)
 
 
@@ -266,10 +267,12 @@ def classify(job: Job, cached: Mapping[bytes, bytes | None], now: int | None = N
             out.cache_writes[run.key] = stamped(now, body)
             from_cache = False
         r = to_result(job, run, body, from_cache)
-        if (size := len(dumps(r))) > RESULT_LIMIT:
+        encoded = dumps(r)  # checked here, before anything is cached; the sink sends these bytes
+        if (size := len(encoded)) > RESULT_LIMIT:
             raise Rejected("result_too_large", f"the result of classifier {run.classifier.name!r} is {size} bytes, "
                            f"the limit is {RESULT_LIMIT}: ask for less output (output, include_clips)")
         out.results.append(r)
+        out.encoded.append(encoded)
     return out
 
 

@@ -54,7 +54,7 @@ def media_step(state: ModelState, record: Record, read_assembly: Read, read_cach
             item = engine.assemble(complete.values, record.source)
         job = engine.prepare(state, item)
         computed = engine.classify(job, {k: read_cache(k) for k in job.cache_keys}, now)
-        out = Outcome(results=computed.results,
+        out = Outcome(results=computed.results, encoded=computed.encoded, encoded_hits=[],
                       writes=[TableWrite(CACHE, k, v) for k, v in computed.cache_writes.items()])
     except Rejected as r:
         out = Outcome.reject(r)

@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 
 
@@ -22,6 +23,23 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def server_key(env: Mapping[str, str]) -> str | None:
+    """One of the API keys a worker with environment ``env`` accepts, or None (no keys).
+
+    >>> server_key({"LABELSTREAM_API_KEYS": " " + "k" * 16 + ",x"}), server_key({})
+    ('kkkkkkkkkkkkkkkk', None)
+    """
+    keys = [k.strip() for k in env.get("LABELSTREAM_API_KEYS", "").split(",") if k.strip()]
+    path = env.get("LABELSTREAM_API_KEYS_FILE")
+    if path:
+        try:
+            keys += [ln.strip() for ln in Path(path).read_text().splitlines()
+                     if ln.strip() and not ln.strip().startswith("#")]
+        except OSError:
+            pass  # the worker itself refuses to start, with the reason
+    return keys[0] if keys else None
 
 
 class WorkerProcess:
@@ -48,9 +66,18 @@ class WorkerProcess:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    @property
+    def api_key(self) -> str | None:
+        """A key the worker accepts (its environment's), sent with every probe: with keys
+        configured, /health/ready only shows its details to a request with one."""
+        return server_key(self.env)
+
     def health(self) -> dict | None:
+        key = self.api_key
+        request = urllib.request.Request(f"http://127.0.0.1:{self.web_port}/health/ready",
+                                         headers={"Authorization": f"Bearer {key}"} if key else {})
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/health/ready", timeout=2) as r:
+            with urllib.request.urlopen(request, timeout=2) as r:
                 return json.loads(r.read())
         except urllib.error.HTTPError as e:
             try:

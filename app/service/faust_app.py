@@ -9,6 +9,7 @@ import faust
 from mode.types.signals import BaseSignalT
 
 from app.service import faustfix
+from app.service.httpguard import web_options
 from app.service.store import table_store
 from app.settings import Settings
 from app.topics import CATALOG
@@ -35,6 +36,10 @@ def make_app(settings: Settings) -> faust.App:
         web_bind=settings.web_host,
         web_tables_enabled=False,  # Faust's /table/ endpoints would dump every table to anyone
         web_graph_enabled=False,
+        web_stats_enabled=False,  # sensor counters and partition assignment at / (the key guards the rest)
+        web_router_enabled=settings.web_router_enabled,  # worker URLs: the cluster's layout
+        # API keys, body limit, JSON bodies for every view (app/service/httpguard.py)
+        web_application_options=web_options(settings.api_key_set(), settings.max_request_bytes),
         producer_max_request_size=MAX_MESSAGE_BYTES,
         consumer_max_fetch_size=MAX_MESSAGE_BYTES,
         producer_acks=-1,

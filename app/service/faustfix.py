@@ -47,6 +47,21 @@ Faust's own ``_add_gap`` for the stream partitions it owns, and Faust's commit l
 the rest, unchanged. A record fetched but not delivered (Faust skips records of inactive
 partitions) is not a hole, so the commit never passes it.
 
+**Partitions the group never committed (fix 4).** Fix 2's seek back cannot help a partition
+that has no committed offset (a new group, a new partition): aiokafka's ``seek_to_committed``
+leaves it alone, so after ``flow_control.resume()`` cleared the first records fetched from it
+(up to a stream buffer's worth: 4,096 per topic with a backlog), fetching went on behind them.
+And Faust's ``_new_offset`` committed past them anyway: its head check (``min(acked) -
+committed > 1``) is skipped when there is no committed offset, or it is 0, and lets one missing
+record at the head through otherwise. Found by ``bench/e2e.py`` (a worker started on a backlog
+of 10,000 events answered 5,903-9,824 of them, every input offset committed); pinned by
+``tests/integration/test_fresh_group_backlog.py``. The fix: where the first range a worker
+fetched of a partition began (the ``auto_offset_reset`` position, known exactly in the same
+``getall`` as the holes) is remembered as that partition's start; while the group has not
+committed the partition, every seek to the committed offsets seeks it back to that start; and a commit is refused while the lowest acked (or known hole) offset is above
+the committed offset, or above the start when nothing is committed. A hole is still known
+exactly (fix 3), so a partition never waits on an offset that will not come.
+
 ``apply()`` is idempotent and is called by ``app.service.faust_app.make_app`` before the app is created. It
 refuses (``UnsupportedVersion``) when the installed faust-streaming or aiokafka is not the
 version these patches were written against, since they replace private internals.
@@ -69,8 +84,8 @@ PATCHED_FOR = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0"}
 
 _applied = False
 
-#: While Faust's consumer thread is fetching: the deque that collects ``(tp, first, last)`` holes.
-_hole_sink: contextvars.ContextVar[deque | None] = contextvars.ContextVar("labelstream_hole_sink", default=None)
+#: While Faust's consumer thread is fetching: that Faust consumer (its hole deque and partition starts).
+_fetching_for: contextvars.ContextVar[Any] = contextvars.ContextVar("labelstream_fetching_for", default=None)
 
 
 class UnsupportedVersion(RuntimeError):
@@ -152,6 +167,59 @@ def _reseek_after(recover):
     return recover_then_reseek
 
 
+async def _seek_fresh_partitions(consumer: Any) -> None:
+    """Seek each assigned stream partition the group never committed back to where this worker began it (fix 4)."""
+    starts = consumer._labelstream_starts  # noqa: SLF001
+    for tp in consumer.assignment():
+        if tp in starts and consumer._committed_offset[tp] is None and not consumer._is_changelog_tp(tp):  # noqa: SLF001
+            await consumer.seek(tp, starts[tp])
+
+
+def _seeking_fresh_partitions(perform_seek):
+    """``Consumer.perform_seek`` that also seeks never-committed stream partitions to their start."""
+
+    async def perform_seek_with_starts(self) -> None:
+        await perform_seek(self)
+        await _seek_fresh_partitions(self)
+
+    perform_seek_with_starts.__wrapped__ = perform_seek
+    return perform_seek_with_starts
+
+
+def lowest_pending(acked: Iterable[int], gaps: Iterable[tuple[int, int]]) -> int | None:
+    """The lowest offset known done: acked, or the first offset of a hole (``(begin, end)``, end excluded).
+
+    >>> lowest_pending([7, 5, 9], [(3, 5)])
+    3
+    >>> lowest_pending([], [(3, 5)]) is None
+    True
+    """
+    acked = list(acked)
+    if not acked:
+        return None
+    top = max(acked)
+    return min([min(acked)] + [begin for begin, _ in gaps if begin <= top])
+
+
+def _strict_head(new_offset):
+    """``Consumer._new_offset`` that never commits past an offset nobody acked at the head (fix 4)."""
+
+    def new_offset_strict_head(self, tp):
+        acked = self._acked[tp]  # noqa: SLF001
+        if acked:
+            head = self._committed_offset[tp]  # noqa: SLF001
+            if head is None:
+                head = self._labelstream_starts.get(tp)  # noqa: SLF001
+            if head is not None and not self._is_changelog_tp(tp):  # noqa: SLF001
+                lowest = lowest_pending(acked, ((iv.begin, iv.end) for iv in self._gap[tp]))  # noqa: SLF001
+                if lowest is not None and lowest > head:
+                    return None
+        return new_offset(self, tp)
+
+    new_offset_strict_head.__wrapped__ = new_offset
+    return new_offset_strict_head
+
+
 def _noting_holes(getall):
     """``FetchResult.getall`` that reports the holes of the range it hands out (aiokafka's consumer thread)."""
 
@@ -159,12 +227,13 @@ def _noting_holes(getall):
         records = self._partition_records  # getall drops the reference when it is done
         start = records.next_fetch_offset if records is not None else None
         out = getall(self, max_records)
-        sink = _hole_sink.get()
+        consumer = _fetching_for.get()
         # The position moved from start only if getall handed out the range (assignment and position checked).
-        if sink is not None and start is not None and records.next_fetch_offset > start:
+        if consumer is not None and start is not None and records.next_fetch_offset > start:
             tp = self._topic_partition
-            sink.extend((tp, first, last) for first, last in holes(start, records.next_fetch_offset,
-                                                                    (r.offset for r in out)))
+            consumer._labelstream_starts.setdefault(tp, start)  # noqa: SLF001 - fix 4: where this worker began tp
+            consumer._labelstream_holes.extend(  # noqa: SLF001
+                (tp, first, last) for first, last in holes(start, records.next_fetch_offset, (r.offset for r in out)))
         return out
 
     getall_noting_holes.__wrapped__ = getall
@@ -172,14 +241,14 @@ def _noting_holes(getall):
 
 
 def _fetching_into_sink(fetch_records):
-    """``AIOKafkaConsumerThread._fetch_records`` with this Faust consumer's hole sink set."""
+    """``AIOKafkaConsumerThread._fetch_records`` with this Faust consumer noted as the one fetching."""
 
     async def fetch_records_into_sink(self, *args, **kwargs):
-        token = _hole_sink.set(self.consumer._labelstream_holes)  # noqa: SLF001
+        token = _fetching_for.set(self.consumer)
         try:
             return await fetch_records(self, *args, **kwargs)
         finally:
-            _hole_sink.reset(token)
+            _fetching_for.reset(token)
 
     fetch_records_into_sink.__wrapped__ = fetch_records
     return fetch_records_into_sink
@@ -225,6 +294,7 @@ def apply() -> None:
         init(self, *args, **kwargs)
         self._read_offset = StreamReadOffsets(self)
         self._labelstream_holes = deque()
+        self._labelstream_starts = {}  # fix 4: TP -> where this worker's first fetch of it began
 
     Consumer.__init__ = __init__
     Recovery.on_recovery_completed = _reseek_after(Recovery.on_recovery_completed)
@@ -232,4 +302,6 @@ def apply() -> None:
     FetchResult.getall = _noting_holes(FetchResult.getall)
     AIOKafkaConsumerThread._fetch_records = _fetching_into_sink(AIOKafkaConsumerThread._fetch_records)  # noqa: SLF001
     AIOKafkaConsumer._getmany = _adding_gaps(AIOKafkaConsumer._getmany)  # noqa: SLF001
+    Consumer.perform_seek = _seeking_fresh_partitions(Consumer.perform_seek)
+    Consumer._new_offset = _strict_head(Consumer._new_offset)  # noqa: SLF001
     _applied = True

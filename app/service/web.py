@@ -2,7 +2,8 @@
 
 - ``GET /health/live``: the process and its event loop answer.
 - ``GET /health/ready``: 200 only when the consumer has its partitions, table recovery is
-  complete and the training replica has caught up; 503 with the reasons otherwise.
+  complete and the training replica has caught up; 503 with the reasons otherwise. With API
+  keys configured, a probe without a key gets only ``{"ready": ...}`` (``httpguard.py``).
 - ``GET /metrics``: Prometheus text format (``app/service/metrics.py``).
 """
 
@@ -14,6 +15,7 @@ from typing import Any
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from app.service.httpguard import authenticated
 from app.service.metrics import agent_restarts
 from app.service.runtime import Runtime
 
@@ -46,7 +48,15 @@ def readiness(rt: Runtime) -> dict[str, Any]:
     }
 
 
+async def _cached_body(request: Any) -> bytes:
+    return bytes(await request.read())
+
+
 def register(rt: Runtime) -> None:
+    # The guard has read (and checked) the body already: Faust's driver reads the raw stream,
+    # which is then empty; aiohttp's read() returns the cached bytes.
+    rt.app.web.read_request_content = _cached_body  # type: ignore[method-assign]
+
     @rt.app.page("/health/live")
     class Live(View):
         async def get(self, request: Request) -> Response:
@@ -56,7 +66,9 @@ def register(rt: Runtime) -> None:
     class Ready(View):
         async def get(self, request: Request) -> Response:
             body = readiness(rt)
-            return self.json(body, status=200 if body["ready"] else 503)
+            status = 200 if body["ready"] else 503
+            shown = body if authenticated(request) else {"ready": body["ready"]}
+            return self.json(shown, status=status)
 
     @rt.app.page("/metrics")
     class Metrics(View):

@@ -15,6 +15,7 @@ from app.service import jobs, sweeper, web, web_weaviate
 from app.service.admin import bootstrap
 from app.service.agents import media, objects, training
 from app.service.faust_app import MAX_MESSAGE_BYTES, make_app, make_topics
+from app.service.httpguard import check_web
 from app.service.replica import ChangelogReplica
 from app.service.runtime import Runtime
 from app.service.sink import Sink
@@ -23,6 +24,7 @@ from app.settings import Settings, get_settings
 
 
 def build(settings: Settings) -> Runtime:
+    check_web(settings)  # before anything starts: bad keys, or an open bind without keys
     app = make_app(settings)
     topics = make_topics(app, settings)
     tables = Tables(app, settings)

@@ -100,6 +100,7 @@ def test_deterministic_ids_and_records(tmp_path):
     _, a = _run(state, _media(segs))
     _, b = _run(state, _media(list(reversed(segs))))  # another order, same content
     assert dumps(a.results[0]) == dumps(b.results[0])
+    assert a.encoded == [dumps(r) for r in a.results], "serialized once, the bytes the sink sends"
     env = a.results[0].detail["hive"]
     assert env["created_on"] == "2023-11-14T22:13:20.123Z" and env["from_cache"] is False
     assert env["status"]["response"]["input"]["media"] == {"type": "video", "mimetype": "", "duration": 40,

@@ -1,4 +1,8 @@
-"""The ``labelstream`` command: worker, local Kafka, topic catalog, demo, produce and tail."""
+"""The ``labelstream`` command: worker, local Kafka, topic catalog, demo, produce, push, tail and jobs.
+
+Commands live here (operations) and in ``publish.py`` (files to topics) and ``jobs.py``
+(classification jobs over HTTP); ``common.py`` holds what they share.
+"""
 
 from __future__ import annotations
 
@@ -13,25 +17,33 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import typer
 
+from app.cli import jobs, publish
+from app.cli.common import fail
 from app.devtools import localcluster, localkafka
 
-cli = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+cli = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Labelstream: real-time classification on Kafka. Every command has --help with an example.")
 topics_cli = typer.Typer(no_args_is_help=True, help="The topic catalog in topics/.")
 cli.add_typer(topics_cli, name="topics")
 
 
-def fail(message: str) -> None:
-    typer.echo(f"labelstream: {message}", err=True)
-    raise typer.Exit(1)
-
-
 @cli.command()
 def worker(loglevel: str = typer.Option(None, "--loglevel", "-l", help="debug|info|warning")) -> None:
-    """Run a Faust worker (same as ``faust -A app.service.worker worker``), creating catalog topics first."""
+    """Run a Faust worker (same as faust -A app.service.worker worker), creating catalog topics first.
+
+    Example:
+
+        LABELSTREAM_API_KEYS=$(openssl rand -hex 24) labelstream worker -l info
+    """
     from app.service.admin import BrokerUnavailable, ensure_topics
+    from app.service.httpguard import WebConfigError, check_web
     from app.settings import get_settings
 
     settings = get_settings()
+    try:
+        check_web(settings)  # before the broker: a refused configuration fails at once, clearly
+    except WebConfigError as e:
+        fail(str(e))
     try:
         asyncio.run(ensure_topics(settings))
     except BrokerUnavailable as e:
@@ -49,13 +61,23 @@ def worker(loglevel: str = typer.Option(None, "--loglevel", "-l", help="debug|in
 
 @cli.command(context_settings={"allow_extra_args": True})
 def kafka(action: str = typer.Argument("status", help="start | stop | status | wait | logs | env | fetch")) -> None:
-    """Manage the local single-node Kafka broker (jars from Maven Central, data under var/kafka)."""
+    """Manage the local single-node Kafka broker (jars from Maven Central, data under var/kafka).
+
+    Example:
+
+        labelstream kafka start
+    """
     raise typer.Exit(localcluster.cli([action]))
 
 
 @topics_cli.command("export")
 def topics_export() -> None:
-    """Regenerate topics/*.json from the pydantic models."""
+    """Regenerate topics/*.json from the pydantic models.
+
+    Example:
+
+        labelstream topics export
+    """
     from app.topics import export
 
     for path in export():
@@ -64,7 +86,12 @@ def topics_export() -> None:
 
 @topics_cli.command("create")
 def topics_create() -> None:
-    """Create every catalog topic that does not exist yet."""
+    """Create every catalog topic that does not exist yet.
+
+    Example:
+
+        LABELSTREAM_BROKER=kafka://10.0.0.5:9092 labelstream topics create
+    """
     from app.service.admin import BrokerUnavailable, ensure_topics
     from app.settings import get_settings
 
@@ -84,6 +111,10 @@ def demo(
 
     Starts the local broker unless LABELSTREAM_BROKER is set, starts a worker, publishes
     sample training data and objects, prints each result, then shuts everything down.
+
+    Example:
+
+        labelstream demo --objects 20
     """
     from app.devtools.demo import run_demo
 
@@ -100,15 +131,20 @@ def tail(
     limit: Optional[int] = typer.Option(None, help="stop after this many records"),
     from_beginning: bool = typer.Option(False, "--from-beginning"),
 ) -> None:
-    """Print records of a topic as JSON lines."""
+    """Print records of a topic as JSON lines ({"key": ..., "value": ...}).
+
+    Example:
+
+        labelstream tail deadletter --from-beginning --limit 10
+    """
     from app.devtools.clients import tail_topic
 
     asyncio.run(tail_topic(topic, limit=limit, from_beginning=from_beginning))
 
 
+publish.register(cli)  # after the commands above: --help lists operations first
+jobs.register(cli)
+
+
 def main() -> None:
     cli()
-
-
-if __name__ == "__main__":
-    main()
