@@ -51,8 +51,8 @@ async def main(n: int, workers: int, kill: bool) -> dict:
             while body["status"] == "running":
                 await asyncio.sleep(0.2)
                 body = http(ws[0].web_port, "GET", path)[1]
-                if kill and killed_at is None and body["meta"]["count"] >= n // 3:
-                    killed_at = body["meta"]["count"]
+                if kill and killed_at is None and body["meta"]["countSucceeded"] >= n // 3:
+                    killed_at = body["meta"]["countSucceeded"]
                     ws[-1].kill()
                     ws[-1] = stack.worker(f"w{workers - 1}")
             job_s = time.monotonic() - t1

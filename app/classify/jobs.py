@@ -16,8 +16,8 @@ The status a client sees is derived from the job record and every partition's pr
     ...        "started": 0}
     >>> b = job_body(job, {0: {"count": 2, "countSucceeded": 2, "countFailed": 0, "done": True,
     ...                        "completed": 1000}}, partitions=2)
-    >>> b["status"], b["meta"]["completed"], b["meta"]["count"]
-    ('running', '0001-01-01T00:00:00.000Z', 2)
+    >>> b["status"], b["meta"]
+    ('running', {'started': '1970-01-01T00:00:00.000Z', 'completed': '0001-01-01T00:00:00.000Z', 'countSucceeded': 2})
     >>> b = job_body(job, {0: {"count": 2, "countSucceeded": 2, "countFailed": 0, "done": True, "completed": 1000},
     ...                    1: {"count": 1, "countSucceeded": 1, "countFailed": 0, "done": True, "completed": 2000}}, 2)
     >>> b["status"], b["meta"]
@@ -257,8 +257,9 @@ def _finish(job: Mapping[str, Any], key: bytes, doc: dict[str, Any], out: Outcom
 # -- what a client sees -----------------------------------------------------------------------------
 
 def job_body(job: Mapping[str, Any], parts: Mapping[int, Mapping[str, Any]], partitions: int) -> dict[str, Any]:
-    """Weaviate's classification body: status running -> completed | failed, meta counts (running
-    totals while it runs), ``error`` when failed; plus ``scope`` and ``progress`` (ours)."""
+    """Weaviate's classification body: status running -> completed | failed; meta ``countSucceeded`` and
+    ``countFailed`` (when > 0) as running totals, ``count`` once it ended; ``error`` when failed; plus
+    ``scope`` and ``progress`` (ours: partitions done of all)."""
     count = sum(p.get("count", 0) for p in parts.values())
     ok = sum(p.get("countSucceeded", 0) for p in parts.values())
     bad = sum(p.get("countFailed", 0) for p in parts.values())
@@ -270,8 +271,10 @@ def job_body(job: Mapping[str, Any], parts: Mapping[int, Mapping[str, Any]], par
         status = "failed" if error is not None else "completed"
         if status == "completed" and count == 0:
             status, error = "failed", NOTHING_TO_DO
-    meta: dict[str, Any] = {"started": iso(job["started"]), "completed": iso(completed),
-                            "count": count, "countSucceeded": ok}
+    meta: dict[str, Any] = {"started": iso(job["started"]), "completed": iso(completed)}
+    if status != "running":  # Weaviate: the total only at the end (the matching objects are counted as they are met)
+        meta["count"] = count
+    meta["countSucceeded"] = ok
     if bad:
         meta["countFailed"] = bad
     body: dict[str, Any] = {

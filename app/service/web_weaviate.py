@@ -120,7 +120,7 @@ def register(rt: Runtime, view: JobsView) -> None:
             try:
                 data = orjson.loads(await request.read())
             except orjson.JSONDecodeError as e:
-                return error(self, 400, f"could not parse the body as JSON: {e}")
+                return error(self, 400, f"request body is not valid JSON: {e}")  # the guard's words (httpguard.py)
             try:
                 req = check(parse(data), rt.state.snapshot(), filter_limits(rt.settings))
             except JobError as e:

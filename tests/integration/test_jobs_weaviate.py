@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import warnings
 
+import pytest
 import weaviate
 
 from app.classify.jobs import NOTHING_TO_DO, ZERO_TIME
@@ -14,10 +15,10 @@ from tests.integration.jobs_helpers import ARTICLE, articles, http
 N = 3000
 
 
-def client(port: int) -> weaviate.Client:
+def client(port: int, auth: weaviate.AuthApiKey | None = None) -> weaviate.Client:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the 3.x client warns that it is deprecated
-        return weaviate.Client(f"http://127.0.0.1:{port}")
+        return weaviate.Client(f"http://127.0.0.1:{port}", auth_client_secret=auth)
 
 
 async def test_knn_job_through_the_weaviate_client(stack):
@@ -96,7 +97,8 @@ async def _error_paths(port: int, known: str) -> None:
           "settings": {"k": 3}}
     inv = "invalid classification: "
     cases = [
-        (b"{not json", 400, "could not parse the body as JSON"),
+        (b"{not json", 400, "request body is not valid JSON"),
+        (b"", 400, "request body is not valid JSON"),
         (b"[1, 2]", 422, "the body must be a JSON object, not list"),
         ({**ok, "classifyProperties": "topic"}, 422, "classifyProperties: Input should be a valid list"),
         ({**ok, "class": 5}, 422, "class: Input should be a valid string"),
@@ -141,3 +143,40 @@ async def _error_paths(port: int, known: str) -> None:
     assert http(port, "GET", "/v1/schema")[1] == {"classes": [{k: v for k, v in ARTICLE.items() if k != "record"}]}
     assert http(port, "GET", "/v1/meta")[1]["version"] >= "1.14"
     assert http(port, "GET", "/v1/.well-known/live")[0] == http(port, "GET", "/v1/.well-known/ready")[0] == 200
+
+
+KEY = "jobs-test-key-0123456789abcdef"
+
+
+async def test_the_client_with_an_api_key_and_two_workers(stack):
+    ws = [stack.worker(f"w{i}", LABELSTREAM_API_KEYS=KEY) for i in range(2)]
+    training = samples.training_records()[:-1] + [("class:Article", ARTICLE)]
+    await stack.produce("training", training)
+    await asyncio.gather(*(stack.wait_ready(w, min_training=len(training)) for w in ws))
+    n = 300
+    objects, truth = articles(n, run="keys")
+    await stack.produce("objects", objects)
+    assert len(await stack.collect("results", n, 60, where=lambda k, v: v["result_id"].endswith("/-"))) == n
+
+    url = f"http://127.0.0.1:{ws[0].web_port}"
+    for bad in (None, weaviate.AuthApiKey("wrong-key-0123456789abcdef")):
+        # startup_period=None: a wrong key's readiness probe is a 401 too, which the client would retry for 5 s
+        with pytest.raises(weaviate.exceptions.UnexpectedStatusCodeException, match="401"):
+            await asyncio.to_thread(weaviate.Client, url, auth_client_secret=bad, startup_period=None)
+    assert http(ws[0].web_port, "POST", "/v1/classifications", {"class": "Article"}) == (
+        401, {"error": [{"message": "no API key: send Authorization: Bearer <key> or x-api-key"}]})
+
+    c = await asyncio.to_thread(client, ws[0].web_port, weaviate.AuthApiKey(KEY))
+    job = await asyncio.to_thread(
+        lambda: c.classification.schedule().with_type("knn").with_class_name("Article")
+        .with_classify_properties(["topic"]).with_based_on_properties(["body"]).with_k(3)
+        .with_wait_for_completion().do())
+    assert job["status"] == "completed" and job["meta"]["count"] == job["meta"]["countSucceeded"] == n
+    other = await asyncio.to_thread(client, ws[1].web_port, weaviate.AuthApiKey(KEY))
+    assert await asyncio.to_thread(other.classification.get, job["id"]) == job  # either worker answers
+    for cl in (c, other):  # each object from both workers: one of them forwards it to the owner, with the key
+        for ident, _ in objects[:8]:
+            obj = await asyncio.to_thread(cl.data_object.get_by_id, ident, class_name="Article",
+                                          additional_properties=["classification"])
+            assert obj["properties"]["topic"][0]["label"] == truth[ident]
+            assert obj["additional"]["classification"]["id"] == job["id"]
