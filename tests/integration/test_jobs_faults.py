@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 import time
 from collections import defaultdict
 
@@ -114,6 +117,20 @@ async def test_scope_all_relabels_with_the_new_taxonomy_version(stack):
     status, obj = http(w.web_port, "GET", "/v1/objects/Comment/c3?include=classification")
     assert status == 200 and obj["properties"]["tone"][0]["label"] == "toxic"
     assert obj["additional"]["classification"]["id"] == second["id"]
+
+    # the CLI (another helper's HTTP client of these endpoints) against the real worker
+    url = f"http://127.0.0.1:{w.web_port}"
+    cli = [sys.executable, "-m", "app.cli", "jobs"]
+    started = await asyncio.to_thread(subprocess.run, cli + [
+        "start", "--type", "zeroshot", "--class", "Comment", "--classify", "tone", "--based-on", "text",
+        "--taxonomy", "tone", "--scope", "all", "--watch", "--url", url], capture_output=True, text=True, timeout=60)
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert "completed" in started.stdout
+    listed = await asyncio.to_thread(subprocess.run, cli + ["list", "--json", "--url", url],
+                                     capture_output=True, text=True, timeout=30)
+    jobs = json.loads(listed.stdout)
+    assert [j["status"] for j in jobs] == ["completed", "failed", "completed", "completed"]
+    assert jobs[-1]["meta"]["count"] == n
 
 
 async def test_jobs_are_removed_after_their_retention(stack):
