@@ -40,10 +40,10 @@ def articles(n: int, run: str = "", seed: int = 5) -> tuple[list[tuple[str, dict
     return recs, truth
 
 
-def http(port: int, method: str, path: str, body: bytes | dict | None = None) -> tuple[int, object]:
+def http(port: int, method: str, path: str, body: bytes | dict | None = None, key: str | None = None) -> tuple[int, object]:
     data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method,
-                                 headers={"content-type": "application/json"})
+    headers = {"content-type": "application/json", **({"x-api-key": key} if key else {})}
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             raw = r.read()

@@ -149,7 +149,7 @@ KEY = "jobs-test-key-0123456789abcdef"
 
 
 async def test_the_client_with_an_api_key_and_two_workers(stack):
-    ws = [stack.worker(f"w{i}", LABELSTREAM_API_KEYS=KEY) for i in range(2)]
+    ws = [stack.worker(f"w{i}", LABELSTREAM_API_KEYS=KEY, LABELSTREAM_MAX_REQUEST_BYTES="4096") for i in range(2)]
     training = samples.training_records()[:-1] + [("class:Article", ARTICLE)]
     await stack.produce("training", training)
     await asyncio.gather(*(stack.wait_ready(w, min_training=len(training)) for w in ws))
@@ -165,6 +165,12 @@ async def test_the_client_with_an_api_key_and_two_workers(stack):
             await asyncio.to_thread(weaviate.Client, url, auth_client_secret=bad, startup_period=None)
     assert http(ws[0].web_port, "POST", "/v1/classifications", {"class": "Article"}) == (
         401, {"error": [{"message": "no API key: send Authorization: Bearer <key> or x-api-key"}]})
+    assert http(ws[0].web_port, "GET", "/v1/classifications", key="wrong-key-0123456789abcdef") == (
+        401, {"error": [{"message": "invalid API key"}]})
+    huge = {"class": "Article", "basedOnProperties": ["body"], "classifyProperties": ["x" * 5000]}
+    assert http(ws[0].web_port, "POST", "/v1/classifications", huge, key=KEY) == (
+        413, {"error": [{"message": "request body larger than 4096 bytes"}]})
+    assert http(ws[1].web_port, "GET", "/v1/classifications", key=KEY) == (200, [])
 
     c = await asyncio.to_thread(client, ws[0].web_port, weaviate.AuthApiKey(KEY))
     job = await asyncio.to_thread(
