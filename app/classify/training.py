@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from app.classify.codec import Rejected, check_depth, from_validation_error, internal_error, load_json
 from app.classify.outcome import Outcome, Record, TableWrite
 from app.core.filters import FilterError, compile_where
+from app.schemas.jobs import CLASS_PREFIX, ClassDecl
 from app.schemas.training import (CLASSIFIER_PREFIX, TAXONOMY_PREFIX, ClassifierDef, Example,
                                   TaxonomyRecord, parse_training, record_key)
 from app.schemas.vectors import encode_vector
@@ -90,6 +91,8 @@ def validate(key: bytes | None, value: bytes | None, state: ModelState, current:
         return rec.id, _example(rec, state, view or BatchView(state))
     if isinstance(rec, ClassifierDef):
         return record_key(rec), _classifier(rec, state)
+    if isinstance(rec, ClassDecl):
+        return record_key(rec), _class(rec)
     return record_key(rec), _taxonomy(rec, state, current)
 
 
@@ -102,11 +105,21 @@ def _schema_rejection(err: ValidationError) -> Rejected:
 
 
 def _delete_key(data: dict) -> str:
-    kind, ident = data.get("record"), data.get("id") or data.get("name")
-    if kind not in ("example", "classifier", "taxonomy") or not isinstance(ident, str) or not ident:
-        raise Rejected("schema_violation", "a delete needs 'record' (example|classifier|taxonomy) and its id or name",
-                       "record" if kind is None else "id")
-    return {"example": "", "classifier": CLASSIFIER_PREFIX, "taxonomy": TAXONOMY_PREFIX}[kind] + ident
+    kind = data.get("record")
+    ident = data.get("class") if kind == "class" else data.get("id") or data.get("name")
+    if kind not in ("example", "classifier", "taxonomy", "class") or not isinstance(ident, str) or not ident:
+        raise Rejected("schema_violation", "a delete needs 'record' (example|classifier|taxonomy|class) and its id "
+                       "or name ('class' for a class)", "record" if kind is None else "id")
+    return {"example": "", "classifier": CLASSIFIER_PREFIX, "taxonomy": TAXONOMY_PREFIX,
+            "class": CLASS_PREFIX}[kind] + ident
+
+
+def _class(rec: ClassDecl) -> bytes:
+    names = [p.name for p in rec.properties]
+    dup = next((n for n in names if names.count(n) > 1), None)
+    if dup is not None:
+        raise Rejected("schema_violation", f"properties: property {dup!r} is declared twice", "properties")
+    return orjson.dumps(rec.model_dump(mode="json", by_alias=True, exclude={"op"}, exclude_none=True))
 
 
 def _example(rec: Example, state: ModelState, view: BatchView) -> bytes:

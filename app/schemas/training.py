@@ -5,6 +5,8 @@ Keys decide what compaction keeps and what a tombstone (null value) deletes:
 - ``<example id>``            a labeled example (``record: "example"``)
 - ``classifier:<name>``       a standing classifier (``record: "classifier"``)
 - ``taxonomy:<name>``         a prompt taxonomy (``record: "taxonomy"``); the latest version wins
+- ``class:<name>``            a class declaration, Weaviate's class shape (``record: "class"``,
+                              ``app/schemas/jobs.py``): its objects are stored for jobs
 
 An explicit ``{"record": ..., "op": "delete"}`` deletes too.
 
@@ -21,6 +23,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 from pydantic_core import PydanticCustomError
 
+from app.schemas.jobs import CLASS_PREFIX, ClassDecl
 from app.schemas.media import THRESHOLD_KEYS, Option
 from app.schemas.taxonomy import Taxonomy
 from app.schemas.vectors import Vector
@@ -157,19 +160,21 @@ class TaxonomyRecord(Taxonomy):
     op: Literal["upsert", "delete"] = "upsert"
 
 
-TrainingRecord = Annotated[Union[Example, ClassifierDef, TaxonomyRecord], Field(discriminator="record")]
-_adapter: TypeAdapter[Example | ClassifierDef | TaxonomyRecord] = TypeAdapter(TrainingRecord)
+TrainingRecord = Annotated[Union[Example, ClassifierDef, TaxonomyRecord, ClassDecl], Field(discriminator="record")]
+_adapter: TypeAdapter[Example | ClassifierDef | TaxonomyRecord | ClassDecl] = TypeAdapter(TrainingRecord)
 
 
-def parse_training(data: Any) -> Example | ClassifierDef | TaxonomyRecord:
+def parse_training(data: Any) -> Example | ClassifierDef | TaxonomyRecord | ClassDecl:
     return _adapter.validate_python(data)
 
 
-def record_key(rec: Example | ClassifierDef | TaxonomyRecord) -> str:
+def record_key(rec: Example | ClassifierDef | TaxonomyRecord | ClassDecl) -> str:
     if isinstance(rec, Example):
         return rec.id
     if isinstance(rec, ClassifierDef):
         return CLASSIFIER_PREFIX + rec.name
+    if isinstance(rec, ClassDecl):
+        return CLASS_PREFIX + rec.class_
     return TAXONOMY_PREFIX + rec.name
 
 
