@@ -31,6 +31,7 @@ TRAINING = "training"
 STORED_OBJECTS = "stored-objects"
 MEDIA_ASSEMBLY = "media-assembly"
 MEDIA_CACHE = "media-cache"
+MEDIA_STORE = "media-store"
 
 
 class Tables:
@@ -57,8 +58,12 @@ class Tables:
                                     **{"max.message.bytes": BIG})
         self.media_cache = table(MEDIA_CACHE, "media", "media results by content, taxonomy version and classifier "
                                  "settings", **{"max.message.bytes": BIG})
+        # see app/classify/mediastore.py: complete media items, for classification on request
+        self.media_store = table(MEDIA_STORE, "media", "assembled media items (segments, vectors, text) by media_id",
+                                 **{"max.message.bytes": BIG})
         self.by_name: dict[str, TableT] = {t.name: t for t in (self.training, self.stored_objects,
-                                                                     self.media_assembly, self.media_cache)}
+                                                                     self.media_assembly, self.media_cache,
+                                                                     self.media_store)}
         # A table's writer and the sweeper take turns through these (the sweeper must not drop an
         # assembly while a media step that read it is in the pool).
         self.locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
