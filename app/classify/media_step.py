@@ -13,7 +13,9 @@ durable output). A chunk that is bad on its own (schema, ``too_many_segments``,
 ``media_key_mismatch``) is dead-lettered by itself and its item waits for a good copy; a chunk
 that makes the item impossible (``chunks_inconsistent``, ``media_too_large``) dead-letters and
 discards it. A complete item is also kept in the media store (``app/classify/mediastore.py``)
-for classification on request; a tombstone (null value, keyed by media_id) removes it and yields
+for classification on request (without a standing classifier, an item of an index declared on
+the training topic yields only that write; of any other index, a ``no_media_classifier`` dead
+letter as well); a tombstone (null value, keyed by media_id) removes it and yields
 only that deletion. Once a complete item has its output, its chunks are dropped behind a done marker,
 so a redelivered chunk of an item already classified yields nothing.
 """
@@ -66,7 +68,10 @@ def media_step(state: ModelState, record: Record, read_assembly: Read, read_cach
         out = Outcome(results=computed.results,
                       writes=[TableWrite(CACHE, k, v) for k, v in computed.cache_writes.items()])
     except Rejected as r:
-        out = Outcome.reject(r)
+        # media of an index published on the training topic (``index:<id>``) is classified on request:
+        # stored, it needs no standing classifier (the store write is its durable output)
+        on_request = r.reason == "no_media_classifier" and stored and item.index_id in state.snapshot().indexes
+        out = Outcome() if on_request else Outcome.reject(r)
     except Exception as e:  # noqa: BLE001 - errors are data: a bad record must never stop the agent
         out = Outcome.reject(internal_error(e))
     out.writes[:0] = stored  # stored whether or not a standing classifier applies: it may be asked later

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from typing import Callable
+from typing import Any, Callable
 
 import faust
 from faust.types import TableT
@@ -76,6 +76,24 @@ class Tables:
             t[w.key] = w.value
         elif w.key in t:
             del t[w.key]
+
+    async def known_to_producer(self, app: faust.App) -> None:
+        """Wait until the producer's cluster metadata has every changelog topic.
+
+        A table write hashes its key to a partition with the producer's metadata (``use_partitioner``)
+        and fails with a TypeError when the topic is missing there: Faust creates the changelogs while
+        it starts, and a producer that fetched its metadata a moment before a creation reached the
+        broker's metadata cache does not know that topic until its next refresh (minutes). Seen with
+        the fifth table (media-store): the media agent crashed on its first write."""
+        producer: Any = await app.maybe_start_producer()
+        client = producer._ensure_producer().client  # noqa: SLF001 - aiokafka has no public wait
+        names = [t.changelog_topic.get_topic_name() for t in self.by_name.values()]
+        # Listed explicitly: once the client lists any topic it refreshes only the listed ones, and
+        # _wait_on_metadata lists nothing it already knows, so a known changelog would drop out later.
+        for name in names:
+            client.add_topic(name)
+        for name in names:
+            await client._wait_on_metadata(name)  # noqa: SLF001
 
     def reader(self, name: str) -> Reader:
         """``key -> value | None`` over a table's store, for pure steps (no Faust sensors, no writes)."""
