@@ -43,6 +43,9 @@ def register(rt: Runtime, api: MediaApi) -> None:
                 items = await api.index_items(req.index_id)
                 if not items and req.index_id not in rt.state.snapshot().indexes:
                     raise ApiError(404, "resource_not_exist", f"The index {req.index_id} does not exist.")
+                if len(items) > s.classify_max_videos:  # one request scores them all before the first page
+                    raise ApiError(400, "parameter_invalid", f"The index {req.index_id} holds {len(items)} videos; "
+                                   f"one request classifies at most {s.classify_max_videos}.")
             videos = await rt.run(classify_request, rt.state, api.embedder, req, items)
         except ApiError as e:
             return api_error(view, "twelvelabs", e.status, e.message, e.code)

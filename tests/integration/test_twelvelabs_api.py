@@ -12,6 +12,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import os
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -144,7 +147,7 @@ async def wait_for(cond, timeout: float = 60.0, what: str = "condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-async def test_classify_stored_videos_through_the_official_sdk(stack, monkeypatch):
+async def test_classify_stored_videos_through_the_official_sdk(stack, monkeypatch, tmp_path):
     rng = np.random.default_rng(5)
     visual = {t: rng.normal(size=DIM) for t in TOPICS}
     prompt_visual = {"cooking food in a kitchen": visual["Cooking"], "a recipe": visual["Cooking"] * 0.5 + rng.normal(size=DIM),
@@ -251,7 +254,31 @@ async def test_classify_stored_videos_through_the_official_sdk(stack, monkeypatc
     with pytest.raises(twelvelabs.NotFoundError):
         await asyncio.to_thread(client.classify.videos, video_ids=["vid-03"], options=["visual"], classes=CLASSES[:1])
 
-    # 7. page tokens expire (LABELSTREAM_CLASSIFY_PAGE_TTL): the same token, later, is a 400
+    # 7. the CLI: media push (a folder of chunks), then classify videos printing a table
+    folder = tmp_path / "vid-new"
+    folder.mkdir()
+    for i, (_, doc) in enumerate(chunks({**vids[0], "media_id": "vid-new"})):
+        (folder / f"chunk-{i}.json").write_text(json.dumps(doc))
+    (tmp_path / "classes.json").write_text(json.dumps(CLASSES))
+    env = {**os.environ, **stack.env}
+    cli = [sys.executable, "-m", "app.cli"]
+    push = await asyncio.to_thread(subprocess.run, [*cli, "media", "push", str(folder)], env=env,
+                                   capture_output=True, text=True, timeout=60)
+    assert push.returncode == 0 and "published 2 media records" in push.stdout, push.stderr
+    await wait_for(lambda: (w.health() or {}).get("tables", {}).get("media-store") == N, what="the pushed video")
+    out = await asyncio.to_thread(subprocess.run, [
+        *cli, "classify", "videos", "vid-new", "vid-00", "--classes", str(tmp_path / "classes.json"),
+        "--options", "conversation,text_in_video", "--url", f"http://127.0.0.1:{port}", "--api-key", KEY],
+        env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].split() == ["video_id", "class", "score", "duration_ratio"]
+    want = expected(vids[0], CLASSES, text_opts, prompt_visual)["classes"]
+    assert [ln.split() for ln in lines[1:]] == [
+        [vid, c["name"], f"{c['score']:.2f}", f"{c['duration_ratio']:.2f}"] for vid in ("vid-new", "vid-00")
+        for c in want]
+
+    # 8. page tokens expire (LABELSTREAM_CLASSIFY_PAGE_TTL): the same token, later, is a 400
     expired_at = middle.page_info.page_expired_at
     await wait_for(lambda: http(port, "GET", f"/v1.2/classify/{token}", key=ERR_KEY)[0] == 400, timeout=3 * TTL,
                    what="the token to expire")
