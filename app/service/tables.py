@@ -34,6 +34,29 @@ MEDIA_CACHE = "media-cache"
 MEDIA_STORE = "media-store"
 
 
+#: (table, the catalog topic whose partition count it shares, extra changelog configs): what ``Tables``
+#: builds and what ``app/service/admin.py`` creates before a worker starts (see ``changelog_topics``).
+_BIG = {"max.message.bytes": BIG}
+SPECS: tuple[tuple[str, str, dict[str, str]], ...] = (
+    (TRAINING, "training", {}), (STORED_OBJECTS, "objects", {}), (MEDIA_ASSEMBLY, "media", _BIG),
+    (MEDIA_CACHE, "media", _BIG), (MEDIA_STORE, "media", _BIG))
+
+
+def changelog_topics(settings: Settings) -> list[tuple[str, int, dict[str, str]]]:
+    """``(name, partitions, configs)`` of every table's changelog, as Faust names and declares them.
+
+    Created up front (``admin.ensure_topics``), because a changelog Faust creates while it starts can
+    miss the consumer's first assignment (the broker's metadata lags the creation): that table then
+    has no active partition in the worker (no RocksDB partition, no recovery), which happened to the
+    fifth table on a loaded machine.
+
+    >>> [n for n, _, _ in changelog_topics(Settings(app_id="ls"))][-1]
+    'ls-media-store-changelog'
+    """
+    return [(f"{settings.app_id}-{name}-changelog", settings.topic_partitions or CATALOG[source].partitions,
+             {"cleanup.policy": "compact", **settings.topic_config(), **extra}) for name, source, extra in SPECS]
+
+
 class Tables:
     """Every table of a worker, by name."""
 
