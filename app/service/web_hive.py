@@ -60,6 +60,9 @@ def register(rt: Runtime, api: MediaApi) -> None:
         while tasks and (len(tasks) > MAX_TASKS or next(iter(tasks.values()))[0] <= now):
             tasks.popitem(last=False)
 
+    def not_allowed(view: View, request: Request) -> Response:
+        return api_error(view, "hive", 405, f"method {request.method} is not allowed on {request.url.path}")
+
     @rt.app.page("/api/v2/task/sync")
     class Sync(View):
         async def post(self, request: Request, **kw: Any) -> Response:
@@ -71,6 +74,9 @@ def register(rt: Runtime, api: MediaApi) -> None:
                 return api_error(self, "hive", e.status, e.message)
             rt.sink.write(task.writes)
             return self.json(task.envelope)
+
+        async def get(self, request: Request, **kw: Any) -> Response:
+            return not_allowed(self, request)
 
     @rt.app.page("/api/v2/task/async")
     class Async(View):
@@ -102,6 +108,9 @@ def register(rt: Runtime, api: MediaApi) -> None:
             t.add_done_callback(background.discard)
             return self.json(dict(pending(task_id, created)))
 
+        async def get(self, request: Request, **kw: Any) -> Response:
+            return not_allowed(self, request)
+
     @rt.app.page("/api/v2/task/{task_id}")
     class Status(View):
         async def get(self, request: Request, task_id: str = "", **kw: Any) -> Response:
@@ -111,3 +120,6 @@ def register(rt: Runtime, api: MediaApi) -> None:
             if found is None or found[0] <= time.time():
                 return api_error(self, "hive", 404, f"task {task_id} does not exist (or has expired)")
             return self.json(found[1])
+
+        async def post(self, request: Request, **kw: Any) -> Response:
+            return not_allowed(self, request)

@@ -100,6 +100,7 @@ async def test_hive_sync_and_async_tasks(stack):
         401, hive_error(401, "invalid API key"))
     big = {**video, "segments": segs * 10}
     assert http(port, "POST", "/api/v2/task/sync", json.dumps(big).encode())[0] == 413
+    assert http(port, "GET", "/api/v2/task/sync") == (405, hive_error(405, "method GET is not allowed on /api/v2/task/sync"))
     assert http(port, "GET", "/api/v2/task/no-such-task") == (
         404, hive_error(404, "task no-such-task does not exist (or has expired)"))
     codes = [http(port, "GET", "/api/v2/task/x", key=RATE_KEY)[0] for _ in range(RATE + 1)]

@@ -235,6 +235,8 @@ async def test_classify_stored_videos_through_the_official_sdk(stack, monkeypatc
         401, {"code": "api_key_invalid", "message": "invalid API key"})
     assert http(port, "POST", "/v1.2/classify", b"{" + b" " * 70000 + b"}")[0] == 413
     assert http(port, "GET", "/v1.2/classify/not-a-token")[0] == 400
+    assert http(port, "GET", "/v1.2/classify/bulk") == (405, {"code": "method_not_allowed",
+                                                           "message": "Method GET is not allowed on /v1.2/classify/bulk."})
     with pytest.raises(twelvelabs.AuthenticationError):
         await asyncio.to_thread(twelvelabs.TwelveLabs(api_key="wrong-key-0123456789").classify.by_page_token, token)
     with pytest.raises(twelvelabs.NotFoundError):
