@@ -16,6 +16,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+import numpy as np
 import orjson
 
 from app.core.filters import FilterLimits, Predicate, compile_where
@@ -24,8 +25,9 @@ from app.core.vectorizers import Vectorizer, get_vectorizer
 from app.index.knn import KnnIndexes
 from app.index.manager import Example as IndexExample
 from app.schemas.jobs import CLASS_PREFIX, ClassDecl
-from app.schemas.training import (CLASSIFIER_PREFIX, TAXONOMY_PREFIX, ClassifierDef, Example,
-                                  TaxonomyRecord, parse_training)
+from app.schemas.training import (CLASSIFIER_PREFIX, INDEX_PREFIX, PROMPT_PREFIX, TAXONOMY_PREFIX, AnyRecord,
+                                  ClassifierDef, Example, IndexRecord, PromptVector, TaxonomyRecord,
+                                  parse_training)
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -108,6 +110,7 @@ class Snapshot:
     taxonomies: dict[str, CompiledTaxonomy]
     #: declared classes (``class:<name>`` training records): their objects are stored for jobs
     classes: dict[str, ClassDecl] = field(default_factory=dict)
+    indexes: dict[str, IndexRecord] = field(default_factory=dict)  # media indexes: their prompt spaces
 
 
 class ModelState:
@@ -118,6 +121,10 @@ class ModelState:
         self._classifiers: dict[str, Classifier] = {}
         self._taxonomies: dict[str, CompiledTaxonomy] = {}
         self._classes: dict[str, ClassDecl] = {}
+        self._indexes: dict[str, IndexRecord] = {}
+        # (index, option, prompt) -> unit float32 vector: precomputed prompt vectors, many (not copied
+        # per write like the maps above); a request reads each one once through prompt_vector()
+        self._prompt_vectors: dict[tuple[str, str, str], np.ndarray] = {}
         self._snapshot = Snapshot({}, {})
         self._vectorizers: dict[str, Vectorizer] = {}
         self._taxonomy_docs: dict[str, bytes] = {}
@@ -154,6 +161,10 @@ class ModelState:
         """Training validation accepted this example: until the replica applies it, it holds its class's dimension."""
         with self._lock:
             self._unapplied[example_id] = (class_name, dim)
+
+    def prompt_vector(self, index_id: str, option: str, prompt: str) -> np.ndarray | None:
+        """A precomputed prompt vector (``prompt_vector`` records), or None."""
+        return self._prompt_vectors.get((index_id, option, prompt))
 
     def taxonomy_doc(self, key: str) -> bytes | None:
         """The stored record of ``taxonomy:<name>`` (to refuse version regressions)."""
@@ -194,13 +205,27 @@ class ModelState:
         elif key.startswith(TAXONOMY_PREFIX):
             self._taxonomy_docs.pop(key, None)
             self._taxonomies = {k: v for k, v in self._taxonomies.items() if k != key[len(TAXONOMY_PREFIX):]}
+        elif key.startswith(INDEX_PREFIX):
+            self._indexes = {k: v for k, v in self._indexes.items() if k != key[len(INDEX_PREFIX):]}
+        elif key.startswith(PROMPT_PREFIX):
+            try:
+                index_id, option, prompt = orjson.loads(key[len(PROMPT_PREFIX):])
+            except (orjson.JSONDecodeError, ValueError, TypeError):
+                return
+            self._prompt_vectors.pop((index_id, option, prompt), None)
         else:
             self.indexes.delete(key)
             self._forget_space(key)
 
-    def _upsert(self, rec: Example | ClassifierDef | TaxonomyRecord | ClassDecl) -> None:
+    def _upsert(self, rec: AnyRecord | ClassDecl) -> None:
         if isinstance(rec, ClassDecl):
             self._classes = {**self._classes, rec.class_: rec}
+        elif isinstance(rec, IndexRecord):
+            self._indexes = {**self._indexes, rec.id: rec}
+        elif isinstance(rec, PromptVector):
+            assert rec.vector is not None
+            v = np.asarray(rec.vector, np.float32)
+            self._prompt_vectors[(rec.index_id, rec.option, rec.prompt)] = v / max(float(np.linalg.norm(v)), 1e-12)
         elif isinstance(rec, Example):
             assert rec.vector is not None, "stored examples always carry their vector (validation embeds text)"
             self.indexes.upsert(IndexExample(rec.id, rec.class_, rec.vector, rec.properties, rec.labels))
@@ -226,7 +251,7 @@ class ModelState:
         for c in sorted(self._classifiers.values(), key=lambda c: c.name):
             by_class.setdefault(c.spec.class_, []).append(c)
         self._snapshot = Snapshot({k: tuple(v) for k, v in by_class.items()}, dict(self._taxonomies),
-                                  dict(self._classes))
+                                  dict(self._classes), self._indexes)
 
     def close(self) -> None:
         self.indexes.close()
