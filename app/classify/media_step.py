@@ -19,6 +19,7 @@ so a redelivered chunk of an item already classified yields nothing.
 from __future__ import annotations
 
 from app.classify import media as engine
+from app.classify import raw_media
 from app.classify.assembly import Read, add_chunk
 from app.classify.codec import Rejected, decode, internal_error
 from app.classify.expiry import now_ms
@@ -52,10 +53,13 @@ def media_step(state: ModelState, record: Record, read_assembly: Read, read_cach
                 return Outcome(writes=step.writes)
             complete = step.complete
             item = engine.assemble(complete.values, record.source)
-        job = engine.prepare(state, item)
-        computed = engine.classify(job, {k: read_cache(k) for k in job.cache_keys}, now)
-        out = Outcome(results=computed.results, encoded=computed.encoded, encoded_hits=[],
-                      writes=[TableWrite(CACHE, k, v) for k, v in computed.cache_writes.items()])
+        if item.content is not None:  # raw image or video bytes: decoded here, in the pool
+            out = raw_media.outcome(state, item, read_cache, now)
+        else:
+            job = engine.prepare(state, item)
+            computed = engine.classify(job, {k: read_cache(k) for k in job.cache_keys}, now)
+            out = Outcome(results=computed.results, encoded=computed.encoded, encoded_hits=[],
+                          writes=[TableWrite(CACHE, k, v) for k, v in computed.cache_writes.items()])
     except Rejected as r:
         out = Outcome.reject(r)
     except Exception as e:  # noqa: BLE001 - errors are data: a bad record must never stop the agent

@@ -18,11 +18,14 @@ from typing import Any, Union
 
 import orjson
 
+from app.classify.banks import apply_bank, is_bank_key
 from app.core.filters import FilterLimits, Predicate, compile_where
 from app.core.taxonomy import CompiledTaxonomy
 from app.core.vectorizers import Vectorizer, get_vectorizer
+from app.index.hashbank import HashBanks
 from app.index.knn import KnnIndexes
 from app.index.manager import Example as IndexExample
+from app.schemas.banks import BankEntry, BankRecord
 from app.schemas.training import (CLASSIFIER_PREFIX, TAXONOMY_PREFIX, ClassifierDef, Example,
                                   TaxonomyRecord, parse_training)
 from app.settings import Settings
@@ -111,6 +114,7 @@ class ModelState:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.indexes = KnnIndexes(settings)
+        self.banks = HashBanks()  # hash banks and their entries (app/classify/banks.py)
         self._lock = threading.Lock()  # serialises writers; readers take snapshots
         self._classifiers: dict[str, Classifier] = {}
         self._taxonomies: dict[str, CompiledTaxonomy] = {}
@@ -159,10 +163,13 @@ class ModelState:
     def apply(self, key: str, value: bytes | None) -> None:
         with self._lock:
             self._unapplied.pop(key, None)  # the indexes know it now (or refused it)
-            if value is None:
+            if is_bank_key(key):
+                apply_bank(self.banks, key, value)
+            elif value is None:
                 self._delete(key)
             elif not self._adopt(key, value):
                 rec = parse_training(orjson.loads(value))
+                assert not isinstance(rec, (BankRecord, BankEntry)), "bank keys are applied above"
                 self._upsert(rec)
                 if isinstance(rec, TaxonomyRecord):
                     self._taxonomy_docs[key] = value

@@ -15,9 +15,11 @@ from collections.abc import Callable, Sequence
 import orjson
 from pydantic import ValidationError
 
+from app.classify.banks import validate_bank, validate_entry
 from app.classify.codec import Rejected, check_depth, from_validation_error, internal_error, load_json
 from app.classify.outcome import Outcome, Record, TableWrite
 from app.core.filters import FilterError, compile_where
+from app.schemas.banks import BANK_ENTRY_PREFIX, BANK_PREFIX, BankEntry, BankRecord
 from app.schemas.training import (CLASSIFIER_PREFIX, TAXONOMY_PREFIX, ClassifierDef, Example,
                                   TaxonomyRecord, parse_training, record_key)
 from app.schemas.vectors import encode_vector
@@ -90,6 +92,10 @@ def validate(key: bytes | None, value: bytes | None, state: ModelState, current:
         return rec.id, _example(rec, state, view or BatchView(state))
     if isinstance(rec, ClassifierDef):
         return record_key(rec), _classifier(rec, state)
+    if isinstance(rec, BankRecord):
+        return record_key(rec), validate_bank(rec)
+    if isinstance(rec, BankEntry):
+        return record_key(rec), validate_entry(rec, state.settings)
     return record_key(rec), _taxonomy(rec, state, current)
 
 
@@ -103,10 +109,12 @@ def _schema_rejection(err: ValidationError) -> Rejected:
 
 def _delete_key(data: dict) -> str:
     kind, ident = data.get("record"), data.get("id") or data.get("name")
-    if kind not in ("example", "classifier", "taxonomy") or not isinstance(ident, str) or not ident:
-        raise Rejected("schema_violation", "a delete needs 'record' (example|classifier|taxonomy) and its id or name",
-                       "record" if kind is None else "id")
-    return {"example": "", "classifier": CLASSIFIER_PREFIX, "taxonomy": TAXONOMY_PREFIX}[kind] + ident
+    prefixes = {"example": "", "classifier": CLASSIFIER_PREFIX, "taxonomy": TAXONOMY_PREFIX, "bank": BANK_PREFIX,
+                "bank_entry": BANK_ENTRY_PREFIX}
+    if not isinstance(kind, str) or kind not in prefixes or not isinstance(ident, str) or not ident:
+        raise Rejected("schema_violation", "a delete needs 'record' (example|classifier|taxonomy|bank|bank_entry) and "
+                       "its id or name", "record" if kind is None else "id")
+    return prefixes[kind] + ident
 
 
 def _example(rec: Example, state: ModelState, view: BatchView) -> bytes:

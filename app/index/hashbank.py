@@ -181,7 +181,8 @@ class HashBanks:
 
     def rebuild(self) -> None:
         with self._lock:
-            hashes, meta = [], []
+            hashes: list[np.ndarray] = []
+            meta: list[tuple[str, int, int]] = []
             for eid, (e, gen) in self.entries.items():
                 hs = np.asarray(e.hashes, np.uint8).reshape(-1, BYTES)
                 hashes.append(hs)
@@ -209,7 +210,8 @@ class HashBanks:
             radius = max(b.threshold for b in specs.values())
             for qi, (rows, dists) in enumerate(self._index.search(queries, radius)):
                 for r, d in zip(rows.tolist(), dists.tolist()):
-                    self._keep(out[qi], *self._meta[r], d, specs)
+                    eid, gen, k = self._meta[r]
+                    self._keep(out[qi], eid, gen, k, d, specs)
             if self._overlay:
                 if self._overlay_arr is None:
                     self._overlay_arr = np.stack([o[0] for o in self._overlay])

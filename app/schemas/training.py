@@ -21,8 +21,9 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 from pydantic_core import PydanticCustomError
 
+from app.schemas.banks import BANK_ENTRY_PREFIX, BANK_PREFIX, BankEntry, BankRecord
 from app.schemas.media import THRESHOLD_KEYS, Option
-from app.schemas.taxonomy import Taxonomy
+from app.schemas.taxonomy import PolicyRule, Taxonomy
 from app.schemas.vectors import Vector
 
 _ALL_OPTIONS: tuple[Option, ...] = ("visual", "conversation", "text_in_video")
@@ -109,7 +110,7 @@ class ClassifierDef(BaseModel):
     record: Literal["classifier"] = "classifier"
     op: Literal["upsert", "delete"] = "upsert"
     name: str = Field(min_length=1, max_length=256)
-    type: Literal["knn", "zeroshot", "media"] = "knn"
+    type: Literal["knn", "zeroshot", "media", "model"] = "knn"
     class_: str = Field("", alias="class")
     classifyProperties: list[str] = Field(default_factory=list)
     basedOnProperties: list[str] = Field(default_factory=list)
@@ -119,10 +120,21 @@ class ClassifierDef(BaseModel):
     vectorizer: Literal["none", "hashing", "minilm"] | None = Field(
         None, description="knn: embeds the text of objects and examples of the class (None: the service default)")
     media: MediaSettings | None = Field(None, description="type media: classify settings (defaults when absent)")
+    model: Literal["nudity"] | None = Field(None, description="type model: a built-in model run on raw media frames")
+    policies: list[PolicyRule] = Field(default_factory=list, description="type model: rules over the model's classes")
 
     @model_validator(mode="after")
     def _check(self) -> "ClassifierDef":
         if self.op == "delete":
+            return self
+        if self.type == "model":  # a built-in model on raw content (app/classify/raw_media.py), chosen like media
+            if self.class_ or self.classifyProperties or self.taxonomies:
+                raise PydanticCustomError("invalid_classifier", "a model classifier takes no 'class', "
+                                          "classifyProperties or taxonomies")
+            if self.model is None:
+                raise PydanticCustomError("invalid_classifier", "a model classifier needs 'model' (nudity)")
+            if self.media is None:
+                self.media = MediaSettings()
             return self
         if self.type == "media":
             # Media events have no class: a media classifier is chosen by index_id (or by name),
@@ -157,19 +169,24 @@ class TaxonomyRecord(Taxonomy):
     op: Literal["upsert", "delete"] = "upsert"
 
 
-TrainingRecord = Annotated[Union[Example, ClassifierDef, TaxonomyRecord], Field(discriminator="record")]
-_adapter: TypeAdapter[Example | ClassifierDef | TaxonomyRecord] = TypeAdapter(TrainingRecord)
+AnyRecord = Union[Example, ClassifierDef, TaxonomyRecord, BankRecord, BankEntry]
+TrainingRecord = Annotated[AnyRecord, Field(discriminator="record")]
+_adapter: TypeAdapter[AnyRecord] = TypeAdapter(TrainingRecord)
 
 
-def parse_training(data: Any) -> Example | ClassifierDef | TaxonomyRecord:
+def parse_training(data: Any) -> AnyRecord:
     return _adapter.validate_python(data)
 
 
-def record_key(rec: Example | ClassifierDef | TaxonomyRecord) -> str:
+def record_key(rec: AnyRecord) -> str:
     if isinstance(rec, Example):
         return rec.id
     if isinstance(rec, ClassifierDef):
         return CLASSIFIER_PREFIX + rec.name
+    if isinstance(rec, BankRecord):
+        return BANK_PREFIX + rec.name
+    if isinstance(rec, BankEntry):
+        return BANK_ENTRY_PREFIX + rec.id
     return TAXONOMY_PREFIX + rec.name
 
 
