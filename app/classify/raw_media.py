@@ -25,9 +25,12 @@ redelivered record reproduces it.
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from typing import Any
 
 import numpy as np
+import orjson
 
 from app.classify import media as engine
 from app.classify.assembly import Read
@@ -157,6 +160,7 @@ def model_results(classifiers: list[Classifier], media: DecodedMedia, base: dict
               for f, h in zip(frames, per_frame)]
     parts = [{"time": _num(f.time), "parts": d} for f, d in zip(frames, detections) if d]
     label = max(classes, key=lambda c: per_frame[worst][c])
+    digest = hashlib.blake2b(orjson.dumps(output), digest_size=12).hexdigest()  # the task id: same output, same id
     out = []
     for c in classifiers:
         decision = evaluate(c.spec.policies, item)
@@ -167,7 +171,8 @@ def model_results(classifiers: list[Classifier], media: DecodedMedia, base: dict
                   "parts": parts, "frames": len(frames), "policy": {"nudity": decision.to_dict()}}
         m = c.spec.media
         if m is None or m.output in ("hive", "both"):
-            detail["hive"] = hive_envelope(task_id=f"{base['item_id']}/{c.name}", output=output, model="nudity",
+            task = str(uuid.uuid5(uuid.NAMESPACE_URL, f"labelstream:model/{base['item_id']}/{c.name}/{digest}"))
+            detail["hive"] = hive_envelope(task_id=task, output=output, model="nudity",
                                            model_version=model.version, model_type="CATEGORIZATION",
                                            created_on=created_on, media=hive_media(meta), from_cache=False)
         res = Result(**base, result_id=f"{base['item_id']}/{c.name}", classifier=c.name, method="model",
