@@ -140,21 +140,27 @@ def bank_results(state: ModelState, banks: list[BankSpec], frames: list[dict[str
     return out
 
 
-def model_results(classifiers: list[Classifier], media: DecodedMedia, base: dict[str, Any], meta: dict[str, Any],
-                  created_on: str) -> list[tuple[Result, list[ModerationHit]]]:
+def nudity_frames(media: DecodedMedia) -> tuple[Any, list[list[dict[str, Any]]], list[dict[str, float]], int]:
+    """The model, per frame its detections and heads, and the worst frame (most explicit, then suggestive)."""
     from app.core.nudity import get_model, heads
 
+    model = get_model()
+    detections: list[list[dict[str, Any]]] = []
+    for i in range(0, len(media.frames), MODEL_BATCH):
+        detections += model.detect([f.rgb for f in media.frames[i:i + MODEL_BATCH]])
+    per_frame = [heads(d) for d in detections]
+    worst = max(range(len(per_frame)), key=lambda i: (per_frame[i]["explicit"], per_frame[i]["suggestive"]))
+    return model, detections, per_frame, worst
+
+
+def model_results(classifiers: list[Classifier], media: DecodedMedia, base: dict[str, Any], meta: dict[str, Any],
+                  created_on: str) -> list[tuple[Result, list[ModerationHit]]]:
     if not classifiers:
         return []
-    model = get_model()
     frames = media.frames
-    detections: list[list[dict[str, Any]]] = []
-    for i in range(0, len(frames), MODEL_BATCH):
-        detections += model.detect([f.rgb for f in frames[i:i + MODEL_BATCH]])
-    per_frame = [heads(d) for d in detections]
+    model, detections, per_frame, worst = nudity_frames(media)
     classes = MODEL_CLASSES["nudity"]
     item = {c: max(h[c] for h in per_frame) for c in classes if c != "none"}
-    worst = max(range(len(per_frame)), key=lambda i: (per_frame[i]["explicit"], per_frame[i]["suggestive"]))
     item["none"] = per_frame[worst]["none"]
     output = [{"time": _num(f.time), "classes": [{"class": c, "score": h[c]} for c in classes]}
               for f, h in zip(frames, per_frame)]

@@ -7,6 +7,9 @@ bank and the model classifier arrive as training records like everything else.
 from __future__ import annotations
 
 import base64
+import json
+import urllib.error
+import urllib.request
 
 from tests.mediafiles import encode, huge_png, resized, sample
 
@@ -26,8 +29,27 @@ def image(mid: str, data: bytes) -> tuple[str, dict]:
                  "content": b64(data)}
 
 
+KEY = "raw-media-key-0123456789"
+
+
+def post(port: int, path: str, body: object, key: str | None = KEY) -> tuple[int, dict]:
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(), headers=headers,
+                                 method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def spec(data: bytes, *models: str) -> dict:
+    return {"content": b64(data), "features": [{"type": "CLASSIFICATION", "classificationConfig": {"model": m}}
+                                               for m in models]}
+
+
 async def test_raw_images_bank_model_and_dead_letters(stack):
-    w = stack.worker()
+    w = stack.worker(LABELSTREAM_API_KEYS=KEY)
     entry = {"record": "bank_entry", "id": "astro", "bank": "known", "label": "astronaut",
              "content": b64(encode(sample("astronaut"), "PNG"))}
     await stack.produce("training", [("bank:known", BANK), ("bank_entry:astro", entry), ("classifier:nsfw", NSFW)])
@@ -67,3 +89,23 @@ async def test_raw_images_bank_model_and_dead_letters(stack):
         (b"bomb", "image_too_large"), (b"text", "content_undecodable"), (b"truncated", "content_undecodable")]
     # exactly one output per input: nothing more arrives
     assert len(await stack.collect("results", 7, timeout=3)) == 6
+
+    # Yandex Vision batchAnalyze on the same worker: every property of each model, zeros included
+    path = "/vision/v1/batchAnalyze"
+    status, doc = post(w.web_port, path, {"folderId": "f", "analyze_specs": [
+        spec(encode(resized(sample("astronaut"), 0.5), "JPEG"), "nudity", "known", "nope"),
+        spec(encode(sample("camera"), "JPEG")[:3000], "nudity")]})
+    assert status == 200, doc
+    (nud, bank_f, unknown), = [doc["results"][0]["results"]]
+    props = nud["classification"]["properties"]
+    assert [p["name"] for p in props] == ["explicit", "suggestive", "none"]
+    assert abs(sum(p["probability"] for p in props) - 1) < 1e-6 and props[2]["probability"] > 0.5
+    match = {p["name"]: p["probability"] for p in bank_f["classification"]["properties"]}
+    assert match["match"] > 0.85 and abs(match["match"] + match["no_match"] - 1) < 1e-6
+    assert unknown["error"]["code"] == 5
+    assert doc["results"][1]["error"]["code"] == 3 and "content_undecodable" in doc["results"][1]["error"]["message"]
+    # bad requests: 400 / 401 in Yandex Cloud's error shape
+    status, err = post(w.web_port, path, {"analyze_specs": [{"content": "AAAA", "features": [{"type": "TEXT_DETECTION"}]}]})
+    assert status == 400 and err["code"] == 3 and "only CLASSIFICATION" in err["message"] and err["details"] == []
+    status, err = post(w.web_port, path, {"analyze_specs": []}, key=None)
+    assert status == 401 and err["code"] == 16

@@ -177,3 +177,22 @@ def test_chunked_content_is_joined_in_order(state):
     assert item.content == data
     assert all(o.rejected is None for o in outs)
     assert np.asarray(decode_media(item.content, "image", MediaLimits()).frames[0].rgb).shape[2] == 3
+
+
+def test_yandex_batch_analyze_pure(state):
+    from app.classify.yandex import BadRequest, batch_analyze
+
+    bank(state, "camera")
+    train(state, {"record": "taxonomy", "name": "tones", "version": 1,
+                  "classes": [{"name": "a", "prompts": ["x"]}, {"name": "b", "prompts": ["y"]}]})
+    feats = [{"type": "CLASSIFICATION", "classificationConfig": {"model": m}} for m in ("known", "nudity", "tones")]
+    doc = batch_analyze(state, {"analyze_specs": [{"content": b64(encode(sample("camera"), "JPEG")), "features": feats},
+                                                  {"content": "###", "features": feats[:1]}]})
+    known, nud, tones = doc["results"][0]["results"]
+    assert known["classification"]["properties"][0]["name"] == "match"
+    assert known["classification"]["properties"][0]["probability"] > 0.9
+    assert [p["name"] for p in nud["classification"]["properties"]] == ["explicit", "suggestive", "none"]
+    assert tones["error"]["code"] == 12
+    assert doc["results"][1] == {"error": {"code": 3, "message": "content is not valid base64"}}
+    with pytest.raises(BadRequest):
+        batch_analyze(state, {"analyze_specs": [{"content": "AAAA", "features": [{"type": "CLASSIFICATION"}]}]})
