@@ -43,6 +43,7 @@ from app.core.pdq import BYTES, as_words
 __all__ = ["BankSpec", "Entry", "Match", "MihIndex", "HashBanks", "chunk_masks"]
 
 CHUNKS, CHUNK_BITS = 16, 16
+PREFIX_WORDS = 2  # 64-bit words of each hash kept in chunk order (the prefilter)
 
 
 def chunk_masks(radius: int, bits: int = CHUNK_BITS) -> np.ndarray:
@@ -79,6 +80,13 @@ class MihIndex:
             np.cumsum(np.bincount(chunks[:, j], minlength=1 << CHUNK_BITS), out=self.starts[j, 1:])
         self.starts += (np.arange(CHUNKS, dtype=np.int64) * n)[:, None]  # offsets into order.ravel()
         self.flat_order = self.order.ravel()
+        # The first 128 bits of every hash again, in each chunk's order: a probe's bucket is then one
+        # contiguous read, and a candidate whose first 128 bits already differ in more than the
+        # threshold (almost every non-match: random halves differ in ~64) is dropped without the
+        # random read of its full hash. 16 x 16 bytes per hash: the memory is what buys the speed.
+        # stored as one 16-byte item per row (complex128 is only the carrier): numpy gathers 1-D arrays
+        # of 16-byte items ~10x faster than rows of a 2-D uint64 array
+        self.prefix = np.ascontiguousarray(self.words[self.flat_order, :PREFIX_WORDS]).view(np.complex128).ravel()
 
     def search(self, queries: np.ndarray, threshold: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per query, ``(rows, distances)`` of every hash within ``threshold`` bits (rows ascending)."""
@@ -95,9 +103,16 @@ class MihIndex:
         # every query's candidates in one pass (no per-query Python work): positions into the
         # ordered rows, the query each belongs to, exact distances, then the few kept are grouped
         firsts = np.repeat(lo.ravel() - np.cumsum(lengths) + lengths, lengths)
-        cand = self.flat_order[firsts + np.arange(total)]
-        qid = np.repeat(np.arange(len(queries)), (hi - lo).sum(axis=1))
-        d = np.bitwise_count(self.words[cand] ^ as_words(queries)[qid]).sum(axis=1, dtype=np.int32)
+        pos = firsts + np.arange(total)
+        per_query = (hi - lo).sum(axis=1)
+        qid = np.repeat(np.arange(len(queries)), per_query)
+        qw = as_words(queries)
+        bits = np.bitwise_count(self.prefix[pos].view(np.uint64).reshape(-1, PREFIX_WORDS)
+                                ^ np.repeat(qw[:, :PREFIX_WORDS], per_query, axis=0))
+        near = (bits[:, 0] + bits[:, 1]) <= threshold  # (column sums: far faster than .sum(axis=1))
+        pos, qid = pos[near], qid[near]
+        cand = self.flat_order[pos]
+        d = np.bitwise_count(self.words[cand] ^ qw[qid]).sum(axis=1, dtype=np.int32)
         keep = d <= threshold
         # a near row is found once per chunk it is close in: dedupe the few kept
         pairs, first = np.unique(qid[keep].astype(np.int64) * self.n + cand[keep], return_index=True)
