@@ -11,7 +11,7 @@ import json
 import urllib.error
 import urllib.request
 
-from tests.mediafiles import encode, huge_png, resized, sample
+from tests.mediafiles import encode, huge_png, resized, sample, video
 
 BANK = {"record": "bank", "name": "known", "labels": {"category": "test"}, "action": "block"}
 # The review rule fires on coffee: NudeNet 3.4.2 (320n) sees "BUTTOCKS_EXPOSED" at 0.34 in scikit-image's
@@ -109,3 +109,18 @@ async def test_raw_images_bank_model_and_dead_letters(stack):
     assert status == 400 and err["code"] == 3 and "only CLASSIFICATION" in err["message"] and err["details"] == []
     status, err = post(w.web_port, path, {"analyze_specs": []}, key=None)
     assert status == 401 and err["code"] == 16
+
+    # a video with the banked image at 2-3 s matches at those times; after the entry is deleted
+    # (and the replica has applied the delete) the same video matches nothing
+    clip = video([(sample("chelsea"), 2.0), (sample("astronaut"), 2.0), (sample("rocket"), 1.0)])
+    vid = lambda mid: (mid, {"media_id": mid, "index_id": "uploads", "kind": "video", "content": b64(clip),  # noqa: E731
+                             "classifier": "bank:known"})
+    await stack.produce("media", [vid("clip-1")])
+    [(_, r)] = await stack.collect("results", 1, timeout=60, where=lambda k, v: v["item_id"] == "clip-1")
+    (m,) = r["detail"]["hashmatch"]["matches"]
+    assert m["id"] == "astro" and [f["time"] for f in m["frames"]] == [2, 3]
+    await stack.produce("training", [("bank_entry:astro", None)])
+    await stack.wait_ready(w, min_training=4)
+    await stack.produce("media", [vid("clip-2")])
+    [(_, r2)] = await stack.collect("results", 1, timeout=60, where=lambda k, v: v["item_id"] == "clip-2")
+    assert r2["detail"]["hashmatch"]["matches"] == [] and r2["labels"] == {"match": None}
