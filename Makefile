@@ -50,7 +50,7 @@ bench: install
 bench-core: install
 	$(BIN)/python bench/knn_accuracy.py
 	$(BIN)/python bench/zeroshot_throughput.py
-	$(BIN)/python bench/hashbank.py --n 1000000
+	$(BIN)/python bench/hashbank.py --n 1000000 --write
 
 topics: install
 	$(BIN)/labelstream topics export

@@ -37,6 +37,11 @@ import numpy as np
 __all__ = ["MediaLimits", "Frame", "DecodedMedia", "DecodeError", "decode_media", "decode_image", "decode_video"]
 
 
+#: decoded (not sampled) frames per second of max_duration: bounds the decoding work of a stream
+#: whose frames carry no times or come at absurd rates (real video: 24-120 fps)
+MAX_DECODED_FPS = 240
+
+
 @dataclass(frozen=True)
 class MediaLimits:
     max_bytes: int = 64 * 1024 * 1024
@@ -168,8 +173,13 @@ def decode_video(data: bytes, limits: MediaLimits) -> DecodedMedia:
         frames: list[Frame] = []
         step = 1.0 / limits.fps
         next_t, last_t = 0.0, 0.0
+        decoded, max_decoded = 0, int(limits.max_duration * MAX_DECODED_FPS) + 1
         try:
             for frame in container.decode(stream):
+                decoded += 1
+                if decoded > max_decoded:  # frames without times, or at absurd rates: bounded work anyway
+                    raise DecodeError("media_too_long", f"more than {max_decoded} frames to decode "
+                                      f"({MAX_DECODED_FPS} fps x max_duration)")
                 t = float(frame.time) if frame.time is not None else last_t
                 last_t = max(last_t, t)
                 if t > limits.max_duration:
