@@ -46,11 +46,21 @@ from app.core.policies import evaluate
 from app.index.hashbank import BankSpec, Match
 from app.schemas.deadletter import Source
 from app.schemas.results import ModerationHit, Result, TaxonomyRef
+from app.schemas.training import ClassifierDef
 
 BANK_CLASSIFIER = "bank:"
 MODEL_CLASSES = {"nudity": ("explicit", "suggestive", "none")}
 MODEL_BATCH = 8  # frames per detector call
 CACHE = "media-cache"  # the media step's result cache table (app/classify/media_step.py)
+
+
+def check_model_classifier(spec: ClassifierDef) -> None:
+    """A model classifier's policies name classes of its model (else a rule could never fire). Raises ``Rejected``."""
+    classes = MODEL_CLASSES.get(spec.model or "", ())
+    for i, rule in enumerate(spec.policies):
+        if unknown := sorted(set(rule.classes) - set(classes)):
+            raise Rejected("invalid_classifier", f"policy {i} names classes {unknown} that model {spec.model!r} "
+                           f"does not have ({', '.join(classes)})", f"policies.{i}.classes")
 
 
 def decode(content: bytes, kind: str, state: ModelState) -> DecodedMedia:

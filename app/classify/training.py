@@ -168,6 +168,10 @@ def _classifier(rec: ClassifierDef, state: ModelState) -> bytes:
             raise Rejected(getattr(e, "reason", "invalid_filter"), f"{name}: {e}", f"filters.{name}{at}") from None
     if rec.type == "knn":
         _check_space(rec, state)
+    if rec.type == "model":
+        from app.classify.raw_media import check_model_classifier
+
+        check_model_classifier(rec)
     body = orjson.dumps(rec.model_dump(mode="json", by_alias=True, exclude={"op"}))
     state.compiled.put(fingerprint(body), Classifier(rec, compiled["sourceWhere"], compiled["trainingSetWhere"],
                                                      compiled["targetWhere"]))

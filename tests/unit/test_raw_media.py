@@ -196,3 +196,11 @@ def test_yandex_batch_analyze_pure(state):
     assert doc["results"][1] == {"error": {"code": 3, "message": "content is not valid base64"}}
     with pytest.raises(BadRequest):
         batch_analyze(state, {"analyze_specs": [{"content": "AAAA", "features": [{"type": "CLASSIFICATION"}]}]})
+
+
+def test_model_classifier_policies_name_its_classes(state):
+    outs = train(state, {"record": "classifier", "name": "m", "type": "model", "model": "nudity",
+                         "policies": [{"action": "block", "classes": ["nsfw"], "min_score": 0.5}]},
+                 {"record": "classifier", "name": "m2", "type": "model"})
+    assert [(o.rejected.reason, o.rejected.path) for o in outs] == [
+        ("invalid_classifier", "policies.0.classes"), ("invalid_classifier", None)]
