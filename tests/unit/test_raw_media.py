@@ -160,23 +160,29 @@ def test_raw_event_with_no_bank_or_model_is_no_media_classifier(state):
     assert out.rejected is not None and out.rejected.reason == "no_media_classifier"
 
 
-def test_chunked_content_is_joined_in_order(state):
+def test_chunked_video_content_is_assembled_in_order_then_matched(state):
+    """Chunks out of order through the real step, its table writes applied to a dict (the assembly table)."""
     bank(state, "coffee")
-    data = encode(resized(sample("coffee"), 0.8), "JPEG", quality=80)
-    third = len(data) // 3
-    pieces = [data[:third], data[third:2 * third], data[2 * third:]]
-    outs = [media(state, {**event("ch", p), "chunk": {"seq": i, "final": i == 2}}, offset=i)
-            for i, p in reversed(list(enumerate(pieces)))]
-    # the step reads the assembly table; this harness has none, so assemble through media_of directly
-    from app.classify.media import media_of
-    from app.schemas.media import MediaEvent
-    from app.schemas.deadletter import Source
-    evs = [MediaEvent.model_validate({**event("ch", p), "chunk": {"seq": i, "final": i == 2}})
-           for i, p in enumerate(pieces)]
-    item = media_of([(e, []) for e in reversed(evs)], Source(topic="t", partition=0, offset=0))
-    assert item.content == data
-    assert all(o.rejected is None for o in outs)
-    assert np.asarray(decode_media(item.content, "image", MediaLimits()).frames[0].rgb).shape[2] == 3
+    clip = video([(sample("chelsea"), 1.0), (sample("coffee"), 2.0)])
+    n = 3
+    size = -(-len(clip) // n)
+    pieces = [clip[i * size:(i + 1) * size] for i in range(n)]
+    table: dict[bytes, bytes] = {}
+    outs = []
+    for off, seq in enumerate([2, 0, 1]):  # the final chunk first
+        value = {**event("ch", pieces[seq], kind="video"), "chunk": {"seq": seq, "final": seq == n - 1, "total": n}}
+        out = media_step(state, rec(value, key=b"ch", offset=off, topic="t.media"), table.get, lambda k: None,
+                         partitions=1, now=1)
+        for w in out.writes:
+            if w.table == "media-assembly":
+                if w.value is None:
+                    table.pop(w.key, None)
+                else:
+                    table[w.key] = w.value
+        outs.append(out)
+    assert [o.results for o in outs[:2]] == [[], []] and all(o.rejected is None for o in outs)
+    (m,) = hashmatch(outs[2])["matches"]
+    assert m["id"] == "e-coffee" and [f["time"] for f in m["frames"]] == [1.0, 2.0]
 
 
 def test_yandex_batch_analyze_pure(state):
