@@ -45,11 +45,12 @@ BENCH_ARGS ?=
 bench: install
 	$(BIN)/python bench/e2e.py $(BENCH_ARGS)
 
-## The pure cores without Kafka: kNN accuracy (Annoy vs exact), zero-shot scoring, hash banks (1M PDQ hashes:
-## exact multi-index hashing vs Annoy hamming) and PDQ / NudeNet frames per second.
+## The pure cores without Kafka: kNN accuracy (Annoy vs exact), zero-shot scoring, media on a 2-hour video,
+## hash banks (1M PDQ hashes: exact multi-index hashing vs Annoy hamming) and PDQ / NudeNet frames per second.
 bench-core: install
 	$(BIN)/python bench/knn_accuracy.py
 	$(BIN)/python bench/zeroshot_throughput.py
+	$(BIN)/python bench/media_core.py
 	$(BIN)/python bench/hashbank.py --n 1000000 --write
 
 topics: install

@@ -94,6 +94,10 @@ class Settings(BaseSettings):
                                         "are dropped, with a media_incomplete dead letter")
     media_done_ttl: float = Field(86400.0, ge=0, description="done markers (they drop redelivered chunks)")
     media_cache_ttl: float = Field(86400.0, ge=0)
+    jobs_retention: float = Field(7 * 86400.0, ge=0, description="job records and their progress are removed "
+                                  "this long after the job started (0 = kept forever)")
+    job_chunk: int = Field(1000, ge=1, description="stored objects a job classifies per step and partition "
+                           "(progress is written after each step)")
     sweep_interval: float = Field(10.0, gt=0, description="seconds between two sweeps of the tables")
     sweep_batch: int = Field(1000, ge=1, description="keys examined per table per sweep (work on the event loop)")
 

@@ -13,7 +13,7 @@ import hashlib
 import logging
 import threading
 from collections import Counter, OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Union
 
 import orjson
@@ -26,6 +26,7 @@ from app.index.hashbank import HashBanks
 from app.index.knn import KnnIndexes
 from app.index.manager import Example as IndexExample
 from app.schemas.banks import BankEntry, BankRecord
+from app.schemas.jobs import CLASS_PREFIX, ClassDecl
 from app.schemas.training import (CLASSIFIER_PREFIX, TAXONOMY_PREFIX, ClassifierDef, Example,
                                   TaxonomyRecord, parse_training)
 from app.settings import Settings
@@ -108,6 +109,8 @@ class CompileCache:
 class Snapshot:
     classifiers_by_class: dict[str, tuple[Classifier, ...]]
     taxonomies: dict[str, CompiledTaxonomy]
+    #: declared classes (``class:<name>`` training records): their objects are stored for jobs
+    classes: dict[str, ClassDecl] = field(default_factory=dict)
 
 
 class ModelState:
@@ -118,6 +121,7 @@ class ModelState:
         self._lock = threading.Lock()  # serialises writers; readers take snapshots
         self._classifiers: dict[str, Classifier] = {}
         self._taxonomies: dict[str, CompiledTaxonomy] = {}
+        self._classes: dict[str, ClassDecl] = {}
         self._snapshot = Snapshot({}, {})
         self._vectorizers: dict[str, Vectorizer] = {}
         self._taxonomy_docs: dict[str, bytes] = {}
@@ -190,7 +194,9 @@ class ModelState:
         return False
 
     def _delete(self, key: str) -> None:
-        if key.startswith(CLASSIFIER_PREFIX):
+        if key.startswith(CLASS_PREFIX):
+            self._classes = {k: v for k, v in self._classes.items() if k != key[len(CLASS_PREFIX):]}
+        elif key.startswith(CLASSIFIER_PREFIX):
             self._classifiers = {k: v for k, v in self._classifiers.items() if k != key[len(CLASSIFIER_PREFIX):]}
         elif key.startswith(TAXONOMY_PREFIX):
             self._taxonomy_docs.pop(key, None)
@@ -199,8 +205,10 @@ class ModelState:
             self.indexes.delete(key)
             self._forget_space(key)
 
-    def _upsert(self, rec: Example | ClassifierDef | TaxonomyRecord) -> None:
-        if isinstance(rec, Example):
+    def _upsert(self, rec: Example | ClassifierDef | TaxonomyRecord | ClassDecl) -> None:
+        if isinstance(rec, ClassDecl):
+            self._classes = {**self._classes, rec.class_: rec}
+        elif isinstance(rec, Example):
             assert rec.vector is not None, "stored examples always carry their vector (validation embeds text)"
             self.indexes.upsert(IndexExample(rec.id, rec.class_, rec.vector, rec.properties, rec.labels))
             self._forget_space(rec.id)
@@ -224,7 +232,8 @@ class ModelState:
         by_class: dict[str, list[Classifier]] = {}
         for c in sorted(self._classifiers.values(), key=lambda c: c.name):
             by_class.setdefault(c.spec.class_, []).append(c)
-        self._snapshot = Snapshot({k: tuple(v) for k, v in by_class.items()}, dict(self._taxonomies))
+        self._snapshot = Snapshot({k: tuple(v) for k, v in by_class.items()}, dict(self._taxonomies),
+                                  dict(self._classes))
 
     def close(self) -> None:
         self.indexes.close()

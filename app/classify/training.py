@@ -20,6 +20,7 @@ from app.classify.codec import Rejected, check_depth, from_validation_error, int
 from app.classify.outcome import Outcome, Record, TableWrite
 from app.core.filters import FilterError, compile_where
 from app.schemas.banks import BANK_ENTRY_PREFIX, BANK_PREFIX, BankEntry, BankRecord
+from app.schemas.jobs import CLASS_PREFIX, ClassDecl
 from app.schemas.training import (CLASSIFIER_PREFIX, TAXONOMY_PREFIX, ClassifierDef, Example,
                                   TaxonomyRecord, parse_training, record_key)
 from app.schemas.vectors import encode_vector
@@ -92,6 +93,8 @@ def validate(key: bytes | None, value: bytes | None, state: ModelState, current:
         return rec.id, _example(rec, state, view or BatchView(state))
     if isinstance(rec, ClassifierDef):
         return record_key(rec), _classifier(rec, state)
+    if isinstance(rec, ClassDecl):
+        return record_key(rec), _class(rec)
     if isinstance(rec, BankRecord):
         return record_key(rec), validate_bank(rec)
     if isinstance(rec, BankEntry):
@@ -108,13 +111,22 @@ def _schema_rejection(err: ValidationError) -> Rejected:
 
 
 def _delete_key(data: dict) -> str:
-    kind, ident = data.get("record"), data.get("id") or data.get("name")
-    prefixes = {"example": "", "classifier": CLASSIFIER_PREFIX, "taxonomy": TAXONOMY_PREFIX, "bank": BANK_PREFIX,
-                "bank_entry": BANK_ENTRY_PREFIX}
+    kind = data.get("record")
+    ident = data.get("class") if kind == "class" else data.get("id") or data.get("name")
+    prefixes = {"example": "", "classifier": CLASSIFIER_PREFIX, "taxonomy": TAXONOMY_PREFIX, "class": CLASS_PREFIX,
+                "bank": BANK_PREFIX, "bank_entry": BANK_ENTRY_PREFIX}
     if not isinstance(kind, str) or kind not in prefixes or not isinstance(ident, str) or not ident:
-        raise Rejected("schema_violation", "a delete needs 'record' (example|classifier|taxonomy|bank|bank_entry) and "
-                       "its id or name", "record" if kind is None else "id")
+        raise Rejected("schema_violation", "a delete needs 'record' (example|classifier|taxonomy|class|bank|"
+                       "bank_entry) and its id or name ('class' for a class)", "record" if kind is None else "id")
     return prefixes[kind] + ident
+
+
+def _class(rec: ClassDecl) -> bytes:
+    names = [p.name for p in rec.properties]
+    dup = next((n for n in names if names.count(n) > 1), None)
+    if dup is not None:
+        raise Rejected("schema_violation", f"properties: property {dup!r} is declared twice", "properties")
+    return orjson.dumps(rec.model_dump(mode="json", by_alias=True, exclude={"op"}, exclude_none=True))
 
 
 def _example(rec: Example, state: ModelState, view: BatchView) -> bytes:

@@ -5,6 +5,8 @@ Keys decide what compaction keeps and what a tombstone (null value) deletes:
 - ``<example id>``            a labeled example (``record: "example"``)
 - ``classifier:<name>``       a standing classifier (``record: "classifier"``)
 - ``taxonomy:<name>``         a prompt taxonomy (``record: "taxonomy"``); the latest version wins
+- ``class:<name>``            a class declaration, Weaviate's class shape (``record: "class"``,
+                              ``app/schemas/jobs.py``): its objects are stored for jobs
 
 An explicit ``{"record": ..., "op": "delete"}`` deletes too.
 
@@ -22,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 from pydantic_core import PydanticCustomError
 
 from app.schemas.banks import BANK_ENTRY_PREFIX, BANK_PREFIX, BankEntry, BankRecord
+from app.schemas.jobs import CLASS_PREFIX, ClassDecl
 from app.schemas.media import THRESHOLD_KEYS, Option
 from app.schemas.taxonomy import PolicyRule, Taxonomy
 from app.schemas.vectors import Vector
@@ -169,7 +172,7 @@ class TaxonomyRecord(Taxonomy):
     op: Literal["upsert", "delete"] = "upsert"
 
 
-AnyRecord = Union[Example, ClassifierDef, TaxonomyRecord, BankRecord, BankEntry]
+AnyRecord = Union[Example, ClassifierDef, TaxonomyRecord, ClassDecl, BankRecord, BankEntry]
 TrainingRecord = Annotated[AnyRecord, Field(discriminator="record")]
 _adapter: TypeAdapter[AnyRecord] = TypeAdapter(TrainingRecord)
 
@@ -183,6 +186,8 @@ def record_key(rec: AnyRecord) -> str:
         return rec.id
     if isinstance(rec, ClassifierDef):
         return CLASSIFIER_PREFIX + rec.name
+    if isinstance(rec, ClassDecl):
+        return CLASS_PREFIX + rec.class_
     if isinstance(rec, BankRecord):
         return BANK_PREFIX + rec.name
     if isinstance(rec, BankEntry):

@@ -31,6 +31,8 @@ TRAINING = "training"
 STORED_OBJECTS = "stored-objects"
 MEDIA_ASSEMBLY = "media-assembly"
 MEDIA_CACHE = "media-cache"
+JOBS = "jobs"
+JOB_PROGRESS = "job-progress"
 
 
 class Tables:
@@ -57,8 +59,13 @@ class Tables:
                                     **{"max.message.bytes": BIG})
         self.media_cache = table(MEDIA_CACHE, "media", "media results by content, taxonomy version and classifier "
                                  "settings", **{"max.message.bytes": BIG})
+        # b'<job id>' -> the job record (app/classify/jobs.py); b'[job id, partition, salt]' -> that
+        # partition's progress, keyed into the partition it counts (its owner writes it)
+        self.jobs = table(JOBS, "jobs", "classification jobs: their requests and start times")
+        self.job_progress = table(JOB_PROGRESS, "objects", "progress of each job per stored-objects partition")
         self.by_name: dict[str, TableT] = {t.name: t for t in (self.training, self.stored_objects,
-                                                                     self.media_assembly, self.media_cache)}
+                                                                     self.media_assembly, self.media_cache,
+                                                                     self.jobs, self.job_progress)}
         # A table's writer and the sweeper take turns through these (the sweeper must not drop an
         # assembly while a media step that read it is in the pool).
         self.locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from app.classify.state import ModelState
-from app.service import sweeper, web, web_yandex
+from app.service import jobs, sweeper, web, web_weaviate, web_yandex
 from app.service.admin import bootstrap
 from app.service.agents import media, objects, training
 from app.service.faust_app import MAX_MESSAGE_BYTES, make_app, make_topics
@@ -35,6 +35,7 @@ def build(settings: Settings) -> Runtime:
     for agent in (objects, training, media):
         agent.register(rt)
     web.register(rt)
+    web_weaviate.register(rt, jobs.register(rt, bootstrap(settings.broker)))  # jobs agent, runner, Weaviate REST
     web_yandex.register(rt)  # POST /vision/v1/batchAnalyze (raw images)
     sweeper.register(rt)  # TTLs and retention of the tables (app/settings.py)
 
