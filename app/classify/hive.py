@@ -54,7 +54,7 @@ def parse_task(body: Any) -> MediaEvent:
     >>> parse_task({"media_id": "m", "kind": "video", "segments": []})
     Traceback (most recent call last):
     ...
-    app.classify.hive.HiveError: (400, 'segments: List should have at least 1 item after validation, not 0')
+    app.classify.hive.HiveError: (400, 'value: a media event needs segments or content')
     """
     if not isinstance(body, dict):
         raise HiveError(400, "the request body must be a JSON object: a media item and its classifier")

@@ -39,6 +39,8 @@ Choices, and why:
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import uuid
 from dataclasses import dataclass, field
@@ -80,6 +82,7 @@ class Media:
     width: int | None = None
     height: int | None = None
     classifier: str | None = None
+    content: bytes | None = None  # raw image or video bytes (app/classify/raw_media.py), chunks joined in order
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -114,7 +117,19 @@ def media_of(events: list[tuple[MediaEvent | dict, list[dict[str, Any]]]], sourc
     if not duration and final["kind"] != "image":
         duration = max((float(s["end"]) for s in segments), default=0.0)
     return Media(final["media_id"], final["index_id"], final["kind"], segments, source, duration,
-                 final.get("mimetype"), final.get("width"), final.get("height"), final.get("classifier"))
+                 final.get("mimetype"), final.get("width"), final.get("height"), final.get("classifier"),
+                 _content(metas))
+
+
+def _content(metas: list[dict[str, Any]]) -> bytes | None:
+    """The raw content of an item: each chunk's base64 piece decoded, in ``seq`` order."""
+    pieces = sorted(((m.get("chunk") or {}).get("seq", 0), m["content"]) for m in metas if m.get("content") is not None)
+    if not pieces:
+        return None
+    try:
+        return b"".join(base64.b64decode(p, validate=True) for _, p in pieces)
+    except (binascii.Error, ValueError):
+        raise Rejected("content_undecodable", "content is not valid base64", "content") from None
 
 
 # -- the chunk table's value format: compact JSON, vectors as base64 float32 ------------------

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from app.classify import media as engine
 from app.classify import mediastore
+from app.classify import raw_media
 from app.classify.assembly import Read, add_chunk
 from app.classify.codec import Rejected, decode, internal_error
 from app.classify.expiry import now_ms
@@ -60,13 +61,16 @@ def media_step(state: ModelState, record: Record, read_assembly: Read, read_cach
                 return Outcome(writes=step.writes)
             complete = step.complete
             item = engine.assemble(complete.values, record.source)
-        packed = engine.pack(state, item)  # a bad item is dead-lettered and not stored
-        if settings.store_media:
-            stored = mediastore.store_writes(item, partitions=partitions, now=now)
-        job = engine.prepare(state, item, packed)
-        computed = engine.classify(job, {k: read_cache(k) for k in job.cache_keys}, now)
-        out = Outcome(results=computed.results, encoded=computed.encoded, encoded_hits=[],
-                      writes=[TableWrite(CACHE, k, v) for k, v in computed.cache_writes.items()])
+        if item.content is not None:  # raw image or video bytes: decoded here, in the pool (not stored)
+            out = raw_media.outcome(state, item, read_cache, now)
+        else:
+            packed = engine.pack(state, item)  # a bad item is dead-lettered and not stored
+            if settings.store_media:
+                stored = mediastore.store_writes(item, partitions=partitions, now=now)
+            job = engine.prepare(state, item, packed)
+            computed = engine.classify(job, {k: read_cache(k) for k in job.cache_keys}, now)
+            out = Outcome(results=computed.results, encoded=computed.encoded, encoded_hits=[],
+                          writes=[TableWrite(CACHE, k, v) for k, v in computed.cache_writes.items()])
     except Rejected as r:
         # media of an index published on the training topic (``index:<id>``) is classified on request:
         # stored, it needs no standing classifier (the store write is its durable output)

@@ -19,11 +19,14 @@ from typing import Any, Union
 import numpy as np
 import orjson
 
+from app.classify.banks import apply_bank, is_bank_key
 from app.core.filters import FilterLimits, Predicate, compile_where
 from app.core.taxonomy import CompiledTaxonomy
 from app.core.vectorizers import Vectorizer, get_vectorizer
+from app.index.hashbank import HashBanks
 from app.index.knn import KnnIndexes
 from app.index.manager import Example as IndexExample
+from app.schemas.banks import BankEntry, BankRecord
 from app.schemas.jobs import CLASS_PREFIX, ClassDecl
 from app.schemas.training import (CLASSIFIER_PREFIX, INDEX_PREFIX, PROMPT_PREFIX, TAXONOMY_PREFIX, AnyRecord,
                                   ClassifierDef, Example, IndexRecord, PromptVector, TaxonomyRecord,
@@ -117,6 +120,7 @@ class ModelState:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.indexes = KnnIndexes(settings)
+        self.banks = HashBanks()  # hash banks and their entries (app/classify/banks.py)
         self._lock = threading.Lock()  # serialises writers; readers take snapshots
         self._classifiers: dict[str, Classifier] = {}
         self._taxonomies: dict[str, CompiledTaxonomy] = {}
@@ -174,10 +178,13 @@ class ModelState:
     def apply(self, key: str, value: bytes | None) -> None:
         with self._lock:
             self._unapplied.pop(key, None)  # the indexes know it now (or refused it)
-            if value is None:
+            if is_bank_key(key):
+                apply_bank(self.banks, key, value)
+            elif value is None:
                 self._delete(key)
             elif not self._adopt(key, value):
                 rec = parse_training(orjson.loads(value))
+                assert not isinstance(rec, (BankRecord, BankEntry)), "bank keys are applied above"
                 self._upsert(rec)
                 if isinstance(rec, TaxonomyRecord):
                     self._taxonomy_docs[key] = value
@@ -235,7 +242,7 @@ class ModelState:
                 self._spaces.setdefault(rec.class_, Counter())[rec.vectorizer] += 1
         elif isinstance(rec, ClassifierDef):
             self._classifiers = {**self._classifiers, rec.name: Classifier.compile(rec, filter_limits(self.settings))}
-        else:
+        elif isinstance(rec, TaxonomyRecord):  # banks are routed to self.banks in apply(), never here
             from app.core.taxonomy import compile_taxonomy
 
             compiled = compile_taxonomy(rec, self.vectorizer(rec.vectorizer), max_prompts=self.settings.max_prompts)

@@ -15,9 +15,11 @@ from collections.abc import Callable, Sequence
 import orjson
 from pydantic import ValidationError
 
+from app.classify.banks import validate_bank, validate_entry
 from app.classify.codec import Rejected, check_depth, from_validation_error, internal_error, load_json
 from app.classify.outcome import Outcome, Record, TableWrite
 from app.core.filters import FilterError, compile_where
+from app.schemas.banks import BANK_ENTRY_PREFIX, BANK_PREFIX, BankEntry, BankRecord
 from app.schemas.jobs import CLASS_PREFIX, ClassDecl
 from app.schemas.training import (CLASSIFIER_PREFIX, INDEX_PREFIX, TAXONOMY_PREFIX, ClassifierDef, Example,
                                   IndexRecord, PromptVector, TaxonomyRecord, parse_training, prompt_key,
@@ -98,6 +100,10 @@ def validate(key: bytes | None, value: bytes | None, state: ModelState, current:
         return record_key(rec), _index(rec)
     if isinstance(rec, PromptVector):
         return record_key(rec), _prompt_vector(rec, state, current)
+    if isinstance(rec, BankRecord):
+        return record_key(rec), validate_bank(rec)
+    if isinstance(rec, BankEntry):
+        return record_key(rec), validate_entry(rec, state.settings)
     return record_key(rec), _taxonomy(rec, state, current)
 
 
@@ -142,13 +148,13 @@ def _delete_key(data: dict) -> str:
         if not all(isinstance(p, str) and p for p in parts):
             raise Rejected("schema_violation", "a prompt_vector delete needs index_id, option and prompt", "prompt")
         return prompt_key(str(parts[0]), str(parts[1]), str(parts[2]))
-    if kind == "index" and isinstance(ident, str) and ident:
-        return INDEX_PREFIX + ident
-    if kind not in ("example", "classifier", "taxonomy", "class") or not isinstance(ident, str) or not ident:
-        raise Rejected("schema_violation", "a delete needs 'record' (example|classifier|taxonomy|class|index|"
-                       "prompt_vector) and its id or name ('class' for a class)", "record" if kind is None else "id")
-    return {"example": "", "classifier": CLASSIFIER_PREFIX, "taxonomy": TAXONOMY_PREFIX,
-            "class": CLASS_PREFIX}[kind] + ident
+    prefixes = {"example": "", "classifier": CLASSIFIER_PREFIX, "taxonomy": TAXONOMY_PREFIX, "class": CLASS_PREFIX,
+                "bank": BANK_PREFIX, "bank_entry": BANK_ENTRY_PREFIX, "index": INDEX_PREFIX}
+    if not isinstance(kind, str) or kind not in prefixes or not isinstance(ident, str) or not ident:
+        raise Rejected("schema_violation", "a delete needs 'record' (example|classifier|taxonomy|class|bank|"
+                       "bank_entry|index|prompt_vector) and its id or name ('class' for a class)",
+                       "record" if kind is None else "id")
+    return prefixes[kind] + ident
 
 
 def _class(rec: ClassDecl) -> bytes:
@@ -210,6 +216,10 @@ def _classifier(rec: ClassifierDef, state: ModelState) -> bytes:
             raise Rejected(getattr(e, "reason", "invalid_filter"), f"{name}: {e}", f"filters.{name}{at}") from None
     if rec.type == "knn":
         _check_space(rec, state)
+    if rec.type == "model":
+        from app.classify.raw_media import check_model_classifier
+
+        check_model_classifier(rec)
     body = orjson.dumps(rec.model_dump(mode="json", by_alias=True, exclude={"op"}))
     state.compiled.put(fingerprint(body), Classifier(rec, compiled["sourceWhere"], compiled["trainingSetWhere"],
                                                      compiled["targetWhere"]))

@@ -17,7 +17,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import typer
 
-from app.cli import jobs, media, publish
+from app.cli import jobs, media, publish, raw_media
 from app.cli.common import fail
 from app.devtools import localcluster, localkafka
 
@@ -145,6 +145,7 @@ def tail(
 publish.register(cli)  # after the commands above: --help lists operations first
 jobs.register(cli)
 media.register(cli)
+raw_media.register(cli)  # bank push (raw images and videos hashed with PDQ)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""``labelstream media push`` (media items to the media topic) and ``labelstream classify videos|index``
+"""``labelstream media push`` (media items, or raw image/video files, to the media topic) and ``labelstream classify videos|index``
 (Twelve Labs classify v1.2 against a worker, every page, printed as a table).
 
 The server is ``--url`` (``LABELSTREAM_URL``, else the local worker), the key ``--api-key``
@@ -31,20 +31,36 @@ def register(cli: typer.Typer) -> None:
 
 
 @media_cli.command("push")
-def push(path: Path = typer.Argument(..., help="a media item (JSON file) or a folder of its chunks (*.json)")) -> None:
-    """Publish a media item, or every chunk in a folder (name order), keyed by media_id; all checked first.
+def push(paths: list[Path] = typer.Argument(..., help="a media item (JSON file), a folder of its chunks (*.json), "
+                                                      "or image/video files (JPEG, PNG, WebP, GIF, MP4, WebM, ...)"),
+         index_id: str = typer.Option("default", "--index-id", help="raw files: the media index they belong to"),
+         classifier: Optional[str] = typer.Option(None, help="raw files: apply only this classifier (or bank:<name>)"),
+         ) -> None:
+    """Publish a media item, every chunk in a folder (name order), or raw image/video files; all checked first.
+
+    JSON items are keyed by media_id. Raw files are decoded here with the worker's limits and sent
+    as media events carrying their content (base64), chunked when large; if one would be
+    dead-lettered, nothing is published.
 
     Example:
 
         labelstream media push video-42/      # chunk-000.json ... chunk-009.json
+        labelstream media push upload.jpg clip.mp4 --index-id uploads
     """
+    if any(p.suffix.lower() != ".json" and not p.is_dir() for p in paths):
+        from app.cli.raw_media import push_files
+
+        push_files(paths, index_id, classifier)
+        return
     from app.cli.publish import _send
     from app.devtools.mediaclient import MediaFileError, load_media
 
-    try:
-        pairs = load_media(path)
-    except MediaFileError as e:
-        fail(str(e))
+    pairs: list = []
+    for path in paths:
+        try:
+            pairs += load_media(path)
+        except MediaFileError as e:
+            fail(str(e))
     _send("media", pairs, "media records")
 
 

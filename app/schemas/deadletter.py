@@ -36,6 +36,11 @@ REASONS = {
     "invalid_job": "a classification job breaks one of Weaviate's rules (detail: Weaviate's message)",
     "vectorizer_error": "text could not be vectorized",
     "text_too_long": "a text to vectorize exceeds the vectorizer's max_text_chars",
+    "content_undecodable": "a media event's content is not a decodable image or video (truncated, corrupt, not media)",
+    "content_too_large": "a media event's decoded content exceeds max_media_bytes",
+    "unsupported_codec": "the content's container has no video stream, or no decoder for its codec",
+    "image_too_large": "the image (or video frame) has more pixels than max_media_pixels (decompression bomb)",
+    "media_too_long": "the video lasts longer than max_media_duration, or samples more than max_media_frames",
     "internal_error": "an unexpected error while classifying (a bug: please report)",
 }
 

@@ -65,6 +65,13 @@ class MediaEvent(BaseModel):
     duration: float = Field(0.0, ge=0, le=MAX_SECONDS)
     width: int | None = Field(None, ge=0, le=MAX_COUNT)
     height: int | None = Field(None, ge=0, le=MAX_COUNT)
-    segments: list[Segment] = Field(min_length=1)
+    segments: list[Segment] = Field(default_factory=list, description="at least one, unless content is sent")
+    content: str | None = Field(None, description="raw image or video bytes, base64 (a chunk carries a piece)")
     chunk: Chunk | None = None
     classifier: str | None = Field(None, description="media classifier to apply; default: all for the index")
+
+    @model_validator(mode="after")
+    def _has_media(self) -> "MediaEvent":
+        if not self.segments and self.content is None:
+            raise PydanticCustomError("too_short", "a media event needs segments or content")
+        return self

@@ -29,7 +29,7 @@ class Result(BaseModel):
     item_kind: Literal["object", "media"] = "object"
     class_: str = Field(alias="class")
     classifier: str
-    method: Literal["knn", "zeroshot", "media"]
+    method: Literal["knn", "zeroshot", "media", "hashmatch", "model"]
     labels: dict[str, str | None] = Field(description="winning label per classified property")
     confidence: dict[str, float] = Field(default_factory=dict)
     index_version: dict[str, int] = Field(default_factory=dict, description="kNN: index version per property")

@@ -27,9 +27,10 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 from pydantic_core import PydanticCustomError
 
+from app.schemas.banks import BANK_ENTRY_PREFIX, BANK_PREFIX, BankEntry, BankRecord
 from app.schemas.jobs import CLASS_PREFIX, ClassDecl
 from app.schemas.media import THRESHOLD_KEYS, Option
-from app.schemas.taxonomy import Taxonomy
+from app.schemas.taxonomy import PolicyRule, Taxonomy
 from app.schemas.vectors import Vector
 
 _ALL_OPTIONS: tuple[Option, ...] = ("visual", "conversation", "text_in_video")
@@ -118,7 +119,7 @@ class ClassifierDef(BaseModel):
     record: Literal["classifier"] = "classifier"
     op: Literal["upsert", "delete"] = "upsert"
     name: str = Field(min_length=1, max_length=256)
-    type: Literal["knn", "zeroshot", "media"] = "knn"
+    type: Literal["knn", "zeroshot", "media", "model"] = "knn"
     class_: str = Field("", alias="class")
     classifyProperties: list[str] = Field(default_factory=list)
     basedOnProperties: list[str] = Field(default_factory=list)
@@ -128,10 +129,21 @@ class ClassifierDef(BaseModel):
     vectorizer: Literal["none", "hashing", "minilm"] | None = Field(
         None, description="knn: embeds the text of objects and examples of the class (None: the service default)")
     media: MediaSettings | None = Field(None, description="type media: classify settings (defaults when absent)")
+    model: Literal["nudity"] | None = Field(None, description="type model: a built-in model run on raw media frames")
+    policies: list[PolicyRule] = Field(default_factory=list, description="type model: rules over the model's classes")
 
     @model_validator(mode="after")
     def _check(self) -> "ClassifierDef":
         if self.op == "delete":
+            return self
+        if self.type == "model":  # a built-in model on raw content (app/classify/raw_media.py), chosen like media
+            if self.class_ or self.classifyProperties or self.taxonomies:
+                raise PydanticCustomError("invalid_classifier", "a model classifier takes no 'class', "
+                                          "classifyProperties or taxonomies")
+            if self.model is None:
+                raise PydanticCustomError("invalid_classifier", "a model classifier needs 'model' (nudity)")
+            if self.media is None:
+                self.media = MediaSettings()
             return self
         if self.type == "media":
             # Media events have no class: a media classifier is chosen by index_id (or by name),
@@ -216,9 +228,8 @@ class TaxonomyRecord(Taxonomy):
     op: Literal["upsert", "delete"] = "upsert"
 
 
-AnyRecord = Example | ClassifierDef | TaxonomyRecord | IndexRecord | PromptVector | ClassDecl
-TrainingRecord = Annotated[Union[Example, ClassifierDef, TaxonomyRecord, IndexRecord, PromptVector, ClassDecl],
-                           Field(discriminator="record")]
+AnyRecord = Union[Example, ClassifierDef, TaxonomyRecord, IndexRecord, PromptVector, ClassDecl, BankRecord, BankEntry]
+TrainingRecord = Annotated[AnyRecord, Field(discriminator="record")]
 _adapter: TypeAdapter[AnyRecord] = TypeAdapter(TrainingRecord)
 
 
@@ -237,6 +248,10 @@ def record_key(rec: AnyRecord) -> str:
         return INDEX_PREFIX + rec.id
     if isinstance(rec, PromptVector):
         return prompt_key(rec.index_id, rec.option, rec.prompt)
+    if isinstance(rec, BankRecord):
+        return BANK_PREFIX + rec.name
+    if isinstance(rec, BankEntry):
+        return BANK_ENTRY_PREFIX + rec.id
     return TAXONOMY_PREFIX + rec.name
 
 

@@ -19,7 +19,7 @@ In order, for each request:
    in the same shape.
 
 Every error is in the calling API's own shape (``api_for_path``, ``error_body``): Weaviate for
-``/v1/...``, Twelve Labs for ``/v1.2/...``, Hive for ``/api/...``, ours elsewhere.
+``/v1/...``, Twelve Labs for ``/v1.2/...``, Hive for ``/api/...``, Yandex Cloud for ``/vision/...``, ours elsewhere.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from aiohttp import web
 
 from app.settings import Settings
 
-Api = Literal["weaviate", "twelvelabs", "hive", "labelstream"]
+Api = Literal["weaviate", "twelvelabs", "hive", "yandex", "labelstream"]
 
 LIVENESS = frozenset({"/health/live", "/v1/.well-known/live"})
 #: Probes a load balancer calls without a key: they answer ready or not, nothing more.
@@ -50,6 +50,8 @@ _REASONS = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "met
 # parameter_invalid are its documented codes, the others follow the same style.
 _TWELVELABS_CODES = {400: "parameter_invalid", 401: "api_key_invalid", 404: "endpoint_not_exists",
                      405: "method_not_allowed", 413: "request_too_large", 422: "parameter_invalid"}
+# Yandex Cloud answers REST errors as {"code": <gRPC status code>, "message", "details": []}
+_GRPC_CODES = {400: 3, 401: 16, 403: 7, 404: 5, 405: 12, 413: 8, 415: 3, 422: 3, 429: 8}
 
 
 def api_for_path(path: str) -> Api:
@@ -57,6 +59,8 @@ def api_for_path(path: str) -> Api:
 
     >>> [api_for_path(p) for p in ("/v1/classifications", "/v1.2/classify", "/api/v2/task/sync", "/health/ready")]
     ['weaviate', 'twelvelabs', 'hive', 'labelstream']
+    >>> api_for_path("/vision/v1/batchAnalyze")
+    'yandex'
     >>> api_for_path("/v1"), api_for_path("/v10/x"), api_for_path("/apix")
     ('weaviate', 'labelstream', 'labelstream')
     """
@@ -69,6 +73,8 @@ def api_for_path(path: str) -> Api:
         return "twelvelabs"
     if under("/api"):
         return "hive"
+    if under("/vision"):
+        return "yandex"
     return "labelstream"
 
 
@@ -81,6 +87,8 @@ def error_body(api: Api, status: int, message: str) -> dict[str, Any]:
     {'code': 'api_key_invalid', 'message': 'no API key'}
     >>> error_body("hive", 413, "too large")
     {'code': 413, 'status': {'status': {'code': 413, 'message': 'too large'}}}
+    >>> error_body("yandex", 401, "no API key")
+    {'code': 16, 'message': 'no API key', 'details': []}
     >>> error_body("labelstream", 400, "bad JSON")
     {'error': 'bad_request', 'message': 'bad JSON'}
 
@@ -94,6 +102,8 @@ def error_body(api: Api, status: int, message: str) -> dict[str, Any]:
                 "message": message}
     if api == "hive":
         return {"code": status, "status": {"status": {"code": status, "message": message}}}
+    if api == "yandex":
+        return {"code": _GRPC_CODES.get(status, 3 if status < 500 else 13), "message": message, "details": []}
     return {"error": _REASONS.get(status, "error"), "message": message}
 
 

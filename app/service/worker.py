@@ -11,7 +11,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from app.classify.state import ModelState
-from app.service import jobs, sweeper, web, web_hive, web_twelvelabs, web_weaviate
+from app.service import jobs, sweeper, web, web_hive, web_twelvelabs, web_weaviate, web_yandex
 from app.service.admin import bootstrap
 from app.service.agents import media, objects, training
 from app.service.faust_app import MAX_MESSAGE_BYTES, make_app, make_topics
@@ -40,6 +40,7 @@ def build(settings: Settings) -> Runtime:
     media_api = MediaApi(rt)  # media on request: Twelve Labs classify v1.2 (and Hive tasks) over the media store
     web_twelvelabs.register(rt, media_api)
     web_hive.register(rt, media_api)
+    web_yandex.register(rt)  # POST /vision/v1/batchAnalyze (raw images)
     sweeper.register(rt)  # TTLs and retention of the tables (app/settings.py)
 
     @app.task
