@@ -1,9 +1,11 @@
 """`make bench`: Labelstream end to end vs the raw client's and Faust's own ceilings, in one run.
 
-For each workload (bench/workloads.py) three services run in turn as their own processes
+For each workload (bench/workloads.py) four services run in turn as their own processes
 against the same real broker, on fresh topics of the same partitions, with the same payloads:
-``raw`` (aiokafka consume → decode → produce), ``faust`` (an agent that decodes and forwards;
-both in bench/forwarders.py) and ``labelstream`` (a real ``labelstream worker``). Per service:
+``raw`` (aiokafka consume → decode → produce), ``faust`` (an agent that decodes and forwards),
+``lean`` (the same Faust app, its topic delivered in fetched batches as Labelstream's hot
+topics are: app/service/lean.py; all three in bench/forwarders.py) and ``labelstream`` (a real
+``labelstream worker``). Per service:
 
 - **events/s**: ``--events`` events are produced before the service starts; the rate runs from
   the first output's arrival at this reader to the N-th (start-up and group join excluded);
@@ -343,7 +345,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every workload's event count")
     ap.add_argument("--workloads", nargs="*", choices=list(WORKLOADS), help="default: all but knn-large")
-    ap.add_argument("--services", nargs="*", default=["raw", "faust", "labelstream"])
+    ap.add_argument("--services", nargs="*", default=["raw", "faust", "lean", "labelstream"])
     ap.add_argument("--large", action="store_true", help="also knn-large (100,000 x 384 examples by default)")
     ap.add_argument("--large-examples", type=int, default=100_000)
     ap.add_argument("--latency-seconds", type=float, default=5.0, help="length of the paced phase")
