@@ -68,10 +68,10 @@ class Chunk:
     """Records of one partition from one fetch, with the consumer generation and the partition's
     position mark (``faustfix.position_mark``) when aiokafka handed them out."""
 
-    __slots__ = ("generation", "seeks", "tp", "records")
+    __slots__ = ("generation", "mark", "tp", "records")
 
-    def __init__(self, generation: int, tp: Any, records: list[Any], seeks: Any = None):
-        self.generation, self.tp, self.records, self.seeks = generation, tp, records, seeks
+    def __init__(self, generation: int, tp: Any, records: list[Any], mark: Any = None):
+        self.generation, self.tp, self.records, self.mark = generation, tp, records, mark
 
 
 def take(chunks: deque, n: int) -> list[Chunk]:
@@ -90,7 +90,7 @@ def take(chunks: deque, n: int) -> list[Chunk]:
             out.append(chunks.popleft())
             n -= len(c.records)
         else:
-            out.append(Chunk(c.generation, c.tp, c.records[:n], c.seeks))
+            out.append(Chunk(c.generation, c.tp, c.records[:n], c.mark))
             c.records = c.records[n:]
             n = 0
     return out
@@ -156,8 +156,11 @@ def ack(consumer: Any, tp: Any, offsets: Iterable[int]) -> int:
     with ack_lock:
         committed = consumer._committed_offset[tp]  # noqa: SLF001
         index = consumer._acked_index[tp]  # noqa: SLF001
-        new = [o for o in offsets if (committed is None or o >= committed) and o not in index]
-        index.update(new)
+        new = []
+        for o in offsets:
+            if (committed is None or o >= committed) and o not in index:
+                index.add(o)
+                new.append(o)
         consumer._acked[tp].extend(new)  # noqa: SLF001
         consumer._n_acked += len(new)  # noqa: SLF001
     notify(consumer._waiting_for_ack)  # noqa: SLF001
@@ -218,7 +221,7 @@ class Lanes:
         # A chunk whose partition was sought since it was fetched is fetched again from the committed
         # offset (it is not acked, so the commit cannot have passed it): processing it now would do it twice.
         chunks = [c for c in chunks if c.generation == generation and c.tp in assigned
-                  and c.seeks == mark(consumer, c.tp)]
+                  and c.mark == mark(consumer, c.tp)]
         if not chunks:
             return
         records = [record(r) for c in chunks for r in c.records]
