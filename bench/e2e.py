@@ -370,7 +370,11 @@ def main() -> int:
     ap.add_argument("--profile", metavar="PREFIX", help="py-spy each profiled service from its first output to the "
                     "N-th: PREFIX-<workload>-<service>.txt (bench/profile.py reads them)")
     ap.add_argument("--profile-services", nargs="*", default=["labelstream"])
+    ap.add_argument("--before", metavar="DIR", help="a source tree of another commit (git archive): adds the "
+                    "service labelstream-before, a worker running that tree's app/ (compare commits in one run)")
     a = ap.parse_args()
+    if a.before:  # PYTHONSAFEPATH: the cwd (this tree) does not shadow PYTHONPATH for `python -m app.cli`
+        LABELSTREAM["labelstream-before"] = {"PYTHONSAFEPATH": "1", "PYTHONPATH": str(Path(a.before).resolve())}
     # new topics' leaders move for a moment: aiokafka logs each retried produce as a warning
     logging.basicConfig(level=logging.ERROR)
     load_before = os.getloadavg()
@@ -394,8 +398,9 @@ def main() -> int:
         f"{load_before[2]:.2f} (1/5/15 min; broker, services and this reader share the CPUs with anything else "
         f"running), after {os.getloadavg()[0]:.2f}. {versions()}. Wall time {wall:.0f} s.",
         "",
-        "Command: `make bench` (= `.venv/bin/python bench/e2e.py" + (f" --scale {a.scale:g}" if a.scale != 1 else "")
-        + (" --large" if a.large else "") + "`)",
+        ("Command: `make bench` (= `.venv/bin/python bench/e2e.py" + (f" --scale {a.scale:g}" if a.scale != 1 else "")
+         + (" --large" if a.large else "") + "`)") if len(sys.argv) <= 1 or sys.argv[1:] in (["--large"],) else
+        "Command: `.venv/bin/python bench/e2e.py " + " ".join(sys.argv[1:]) + "`",
     ]
     body = "\n".join(lines)
     print(body)
