@@ -62,6 +62,12 @@ committed the partition, every seek to the committed offsets seeks it back to th
 the committed offset, or above the start when nothing is committed. A hole is still known
 exactly (fix 3), so a partition never waits on an offset that will not come.
 
+**For the lean consume path** (``app/service/lean.py``, no fix of Faust's own): ``getall`` also
+notes each handed-out range's *position mark* (``position_mark``: the partition state and how
+often a seek or reset moved its position, counted on aiokafka's ``TopicPartitionState``), so a
+batch fetched before a seek is known as such exactly, not by when it reached Faust's loop; and
+the seek after recovery records the generation it settled (``Consumer._labelstream_settled``).
+
 ``apply()`` is idempotent and is called by ``app.service.faust_app.make_app`` before the app is created. It
 refuses (``UnsupportedVersion``) when the installed faust-streaming or aiokafka is not the
 version these patches were written against, since they replace private internals.
