@@ -151,11 +151,11 @@ async def run(broker: str, a: argparse.Namespace) -> tuple[list[tuple[str, dict]
         info["objects_fill_s"] = await fill_objects(broker, topic, a.objects)
         args = (len(w.training), a.objects, a.examples, a.timeout)
         rows = []
-        for name, store, datadir in (("memory", "memory://", "mem"), ("rocksdb, cold (empty data dir)", "rocksdb://",
-                                                                      "rdb"),
-                                     ("rocksdb, warm (restart on its data dir)", "rocksdb://", "rdb")):
+        runs = (("memory", "memory://", "mem"), ("rocksdb, cold (empty data dir)", "rocksdb://", "rdb"),
+                ("rocksdb, warm (restart on its data dir)", "rocksdb://", "rdb"))
+        for i, (name, store, datadir) in enumerate(runs):  # a log per run: the index line is looked up in it
             r = await asyncio.to_thread(start_and_time, {**env, "LABELSTREAM_STORE": store}, d / datadir,
-                                        d / f"{datadir}.log", *args)
+                                        d / f"run{i}.log", *args)
             print(name, r, flush=True)
             rows.append((name, r))
     info["load_end"] = os.getloadavg()[0]
