@@ -55,6 +55,7 @@ class Reader:
         self.arrivals: list[float] = []
         self.versions: list[int] = []
         self.keys: list[bytes] = []
+        self.value_bytes = 0  # for the mean result size (Scale on paper)
 
     async def run(self) -> None:
         c = AIOKafkaConsumer(self.topic, bootstrap_servers=bootstrap(self.broker), group_id=None,
@@ -70,6 +71,7 @@ class Reader:
                         self.arrivals.append(now)
                         self.versions.append(max(v.values(), default=0))
                         self.keys.append(r.key)
+                        self.value_bytes += len(r.value)
         finally:
             await c.stop()
 
@@ -166,7 +168,8 @@ async def run(broker: str, a: argparse.Namespace) -> tuple[list[dict], dict]:
             info.update(version_before=v, version_after=reader.versions[-1], rebuild_s=t_swap - t_burst,
                         build_log=[ln for ln in worker.tail(200).splitlines() if "built v" in ln][-3:],
                         peak_rss_mib=measure.peak_rss(worker.proc.pid) / 2**20 if worker.proc else 0,
-                        load_end=os.getloadavg()[0])
+                        load_end=os.getloadavg()[0], result_bytes=reader.value_bytes / max(1, len(reader.keys)),
+                        event_bytes=sum(len(v) for _, v in events[:1000]) / min(1000, len(events)))
             if spy:
                 spy.send_signal(2)  # SIGINT: py-spy writes the flame graph of what it has
                 spy.wait(60)
@@ -207,7 +210,8 @@ def main() -> int:
              f"{a.examples:,} examples x 384-d (knn-large, k=5), objects at {a.rate:g}/s, a burst of {a.burst:,} new "
              f"examples; index v{info['version_before']} → v{info['version_after']} {info['rebuild_s']:.1f} s after "
              f"the burst was sent (worker log: {'; '.join(s.split('] ')[-1] for s in info['build_log'])}). "
-             f"Worker ready {info['ready_s']:.0f} s after start, peak RSS {info['peak_rss_mib']:,.0f} MiB. Gap = "
+             f"Worker ready {info['ready_s']:.0f} s after start, peak RSS {info['peak_rss_mib']:,.0f} MiB; an event "
+             f"{info['event_bytes']:,.0f} B, a result {info['result_bytes']:,.0f} B. Gap = "
              "time between consecutive results read here (one reader polling with fetch_max_wait 5 ms, in the "
              "producer's process); latency = send call → result read. Load average at start "
              f"{info['load_start']:.1f}, at the burst {info['load_burst']:.1f}, at the end {info['load_end']:.1f} "
