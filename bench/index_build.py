@@ -83,7 +83,7 @@ def recall(found: list[list[str]], exact: np.ndarray) -> float:
     return hits / exact.size
 
 
-def one(n: int, queries: int, k: int) -> dict:
+def one(n: int, queries: int, k: int, search_ks: list[int]) -> dict:
     """Load, build once, serve; the figures of one size (run in a child process)."""
     from app.index import files
     from app.index.knn import KnnIndexes
@@ -130,11 +130,18 @@ def one(n: int, queries: int, k: int) -> dict:
         out["version"] = version
         out["ann_mib"] = sum(p.stat().st_size for p in Path(tmp).rglob("*.ann")) / 2**20
         out["rss_after_build_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        exact = exact_topk(q, x, k)
         t = time.perf_counter()
         res = ix.search(q, k)
         out["qps"] = queries / (time.perf_counter() - t)
         out["paths"] = dict(ix.counters)
-        out["recall"] = recall(res.ids, exact_topk(q, x, k))
+        out["recall"] = recall(res.ids, exact)
+        out["sweep"] = []  # (search_k, recall@k, queries/s): what the production default leaves
+        for sk in search_ks:
+            ix.search_k = sk
+            t = time.perf_counter()
+            res = ix.search(q, k)
+            out["sweep"].append((sk, recall(res.ids, exact), queries / (time.perf_counter() - t)))
         idx.close()
     out["gen_s"] = gen_s
     out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -155,16 +162,18 @@ def main() -> int:
     ap.add_argument("--sizes", type=int, nargs="*", default=[100_000, 1_000_000])
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--search-k", type=int, nargs="*", default=[],
+                    help="after the build, also measure recall and queries/s at these Annoy search_k values")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--write", action="store_true", help="write the section of bench/RESULTS.md")
     a = ap.parse_args()
     if a.child:
-        print(json.dumps(one(a.child, a.queries, a.k)))
+        print(json.dumps(one(a.child, a.queries, a.k, a.search_k)))
         return 0
     rows = []
     for n in a.sizes:
         p = subprocess.run([sys.executable, __file__, "--child", str(n), "--queries", str(a.queries),
-                            "--k", str(a.k)], capture_output=True, text=True, cwd=ROOT)
+                            "--k", str(a.k), "--search-k", *map(str, a.search_k)], capture_output=True, text=True, cwd=ROOT)
         if p.returncode:
             print(p.stderr, file=sys.stderr)
             return 1
@@ -176,10 +185,13 @@ def main() -> int:
              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|", *map(row, rows), "",
              f"384-d float32, {a.queries} held-out queries, k={a.k}, cosine; settings {rows[0]['settings']} "
              "(the worker's defaults). upsert = the examples one by one into KnnIndexes (what the training "
-             "replica does); build = one `build_now` (capture, Annoy add_item + build on one thread, snapshot "
-             "written + fsynced, mmapped, swapped in); peak RSS = the child process's ru_maxrss (vectors "
+             "replica does); build = one `build_now` (capture, Annoy add_item + build on one thread "
+             "into the snapshot file, sidecar written, fsynced, renamed, mmapped, swapped in); peak RSS = the child process's ru_maxrss (vectors "
              "generated in it, the store, Annoy's build heap). 2 CPUs shared with other benchmarks.",
-             "", f"Command: `.venv/bin/python bench/index_build.py --sizes {' '.join(map(str, a.sizes))} --write`"]
+             *[f"- {r['n']:,}: at search_k {sk:,}: recall@{a.k} {rc:.4f}, {qps:,.0f} queries/s"
+               for r in rows for sk, rc, qps in r["sweep"]],
+             "", f"Command: `.venv/bin/python bench/index_build.py --sizes {' '.join(map(str, a.sizes))}"
+             + (f" --search-k {' '.join(map(str, a.search_k))}" if a.search_k else "") + " --write`"]
     body = "\n".join(lines)
     print(body)
     if a.write:
