@@ -1,7 +1,8 @@
 """The longest gap in the result stream while a 100k x 384-d kNN index rebuilds under load.
 
 A real ``labelstream worker`` on the real broker, the knn-large classifier (``--examples``
-training vectors, default 100,000, 384-d, k=5). Once it is ready and its index version has
+training vectors, default 100,000, 384-d, k=5; written straight to the training changelog by
+bench/fill.py, as the training agent would have). Once it is ready and its index version has
 settled, a producer sends objects at a steady ``--rate``; after ``--before`` seconds a burst of
 ``--burst`` new training examples goes to the training topic, which (above the index's
 ``rebuild_after_changes``) triggers the live background rebuild (app/index/builder.py). The
@@ -34,6 +35,7 @@ import numpy as np  # noqa: E402
 import orjson  # noqa: E402
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
 
+import fill  # noqa: E402  (bench/fill.py)
 import gaps  # noqa: E402  (bench/gaps.py)
 import measure  # noqa: E402
 from app.devtools import localkafka  # noqa: E402
@@ -41,7 +43,7 @@ from app.devtools.clients import produce  # noqa: E402
 from app.devtools.process import WorkerProcess  # noqa: E402
 from app.schemas.vectors import encode_vector  # noqa: E402
 from app.service.admin import bootstrap, ensure_topics  # noqa: E402
-from e2e import fresh  # noqa: E402
+from e2e import PARTITIONS, fresh  # noqa: E402
 from workloads import DIM, knn_large  # noqa: E402
 
 SECTION = "## Result gaps while a 100k index rebuilds"
@@ -123,7 +125,7 @@ async def run(broker: str, a: argparse.Namespace) -> tuple[list[dict], dict]:
     w = knn_large(a.examples)
     info: dict = {"load_start": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory(prefix="bench-gap-") as tmp:
-        await produce("training", w.training, settings)
+        info.update(await fill.fill(settings, PARTITIONS, w.training, 0))  # straight to the changelog
         worker = WorkerProcess({**env, "LABELSTREAM_DATA_DIR": tmp}, Path(tmp) / "worker.log").start()
         reader = Reader(settings.topic("results"), broker)
         rtask = asyncio.create_task(reader.run())

@@ -1,12 +1,11 @@
 """Worker start-up to ready with N stored objects and 100k training examples: memory store vs RocksDB.
 
-Fill (once per run, on fresh topics): the knn-large training set (``--examples``, default
-100,000 x 384-d, plus its classifier) goes through the real pipeline (training topic → a first
-worker validates it into the training table); then ``--objects`` stored objects are produced
-straight to the ``stored-objects`` table's changelog topic (the same key bytes and partitioner
-the sink uses, values in the sink's format from :func:`app.classify.objects.stored`: a 384-d
-base64 vector, ``properties``, one classifier's labels; about 2.3 kB each). Classifying a
-million objects through a worker would take longer than this whole benchmark is allowed.
+Fill (once per run, on fresh topics): ``--examples`` knn-large training examples (default
+100,000 x 384-d, plus its classifier) and ``--objects`` stored objects (a 384-d base64 vector,
+``properties``, one classifier's labels: about 2.3 kB each) are produced straight to the
+``training`` and ``stored-objects`` changelogs, as the worker would have written them
+(bench/fill.py: the training agent's own validator, the sink's value format, the same
+partitioner).
 
 Measured, one fresh worker process at a time, from process start:
 - ``ready``: ``/health/ready`` answers 200 (tables recovered, training replica caught up)
@@ -37,65 +36,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-import numpy as np  # noqa: E402
-from aiokafka import AIOKafkaProducer  # noqa: E402
-from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
-
+import fill  # noqa: E402  (bench/fill.py)
 import measure  # noqa: E402
-from app.classify.expiry import stamped  # noqa: E402
 from app.devtools import localkafka  # noqa: E402
-from app.devtools.clients import produce  # noqa: E402
 from app.devtools.process import WorkerProcess  # noqa: E402
-from app.schemas.vectors import encode_vector  # noqa: E402
-from app.service.admin import bootstrap, ensure_topics  # noqa: E402
-from e2e import fresh  # noqa: E402
-from workloads import DIM, knn_large  # noqa: E402
+from app.service.admin import ensure_topics  # noqa: E402
+from e2e import PARTITIONS, fresh  # noqa: E402
+from workloads import knn_large  # noqa: E402
 
 SECTION = "## Worker start-up with stored objects"
 INDEX_LINE = re.compile(r"built v\d+ over (\d+) examples|reused saved snapshot")
-
-
-def stored_value(i: int, vec: np.ndarray, at_ms: int) -> bytes:
-    """A stored-objects value as the sink writes it (app/classify/objects.py ``stored``).
-
-    >>> import orjson; v = orjson.loads(stored_value(3, np.zeros(2, np.float32), 5))
-    >>> v["at"], v["object"]["id"], sorted(v["results"]["bench-large"])
-    (5, 'obj-3', ['confidence', 'labels'])
-    """
-    obj = {"id": f"obj-{i}", "class": "Doc", "properties": {"title": f"object {i}"}, "vector": encode_vector(vec)}
-    return stamped(at_ms, {"object": obj, "results": {"bench-large": {"labels": {"topic": f"t{i % 50}"},
-                                                                      "confidence": {"topic": 0.8}}}})
-
-
-async def changelog_topic(broker: str, app_id: str, table: str) -> str:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap(broker))
-    await admin.start()
-    try:
-        names = [t for t in await admin.list_topics() if t.startswith(app_id) and t.endswith(f"{table}-changelog")]
-    finally:
-        await admin.close()
-    if len(names) != 1:
-        raise RuntimeError(f"changelog of {table} for {app_id}: {names}")
-    return names[0]
-
-
-async def fill_objects(broker: str, topic: str, n: int) -> float:
-    """Produce ``n`` stored objects to the changelog; returns the seconds it took."""
-    t = time.monotonic()
-    p = AIOKafkaProducer(bootstrap_servers=bootstrap(broker), linger_ms=20, acks=1, max_batch_size=1 << 20,
-                         compression_type=None)
-    await p.start()
-    try:
-        rng = np.random.default_rng(9)
-        at = int(time.time() * 1000)
-        for s in range(0, n, 10_000):
-            vecs = rng.standard_normal((min(n, s + 10_000) - s, DIM), dtype=np.float32)
-            futs = [await p.send(topic, key=f"obj-{s + j}".encode(), value=stored_value(s + j, v, at))
-                    for j, v in enumerate(vecs)]
-            await asyncio.gather(*futs)
-    finally:
-        await p.stop()
-    return time.monotonic() - t
 
 
 def start_and_time(env: dict, datadir: Path, log: Path, training: int, objects: int, examples: int,
@@ -137,20 +87,11 @@ async def run(broker: str, a: argparse.Namespace) -> tuple[list[tuple[str, dict]
     await ensure_topics(settings)
     w = knn_large(a.examples)
     info: dict = {"load_start": os.getloadavg()[0]}
+    info.update(await fill.fill(settings, PARTITIONS, w.training, a.objects))
+    args = (len(w.training), a.objects, a.examples, a.timeout)
+    rows = []
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
         d = Path(tmp)
-        t = time.monotonic()
-        await produce("training", w.training, settings)
-        warm = WorkerProcess({**env, "LABELSTREAM_DATA_DIR": str(d / "fill")}, d / "fill.log").start()
-        try:
-            await asyncio.to_thread(warm.wait_ready, a.timeout, len(w.training))
-        finally:
-            warm.stop()
-        info["training_fill_s"] = time.monotonic() - t
-        topic = await changelog_topic(broker, settings.app_id, "stored-objects")
-        info["objects_fill_s"] = await fill_objects(broker, topic, a.objects)
-        args = (len(w.training), a.objects, a.examples, a.timeout)
-        rows = []
         runs = (("memory", "memory://", "mem"), ("rocksdb, cold (empty data dir)", "rocksdb://", "rdb"),
                 ("rocksdb, warm (restart on its data dir)", "rocksdb://", "rdb"))
         for i, (name, store, datadir) in enumerate(runs):  # a log per run: the index line is looked up in it
@@ -174,8 +115,8 @@ def main() -> int:
         rows, info = asyncio.run(run(broker, a))
     lines = [f"| {a.objects:,} | {a.examples:,} | {name} | {r['ready_s']:.1f} | {r['index_s']:.1f} ({r['index_how']}) "
              f"| {r['rss_ready_mib']:,.0f} | {r['peak_rss_mib']:,.0f} | {r['load']:.1f} |" for name, r in rows]
-    note = (f"- {a.objects:,} objects: filled in {info['objects_fill_s']:.0f} s (straight to the changelog), "
-            f"training through a worker in {info['training_fill_s']:.0f} s; load average {info['load_start']:.1f} "
+    note = (f"- {a.objects:,} objects: changelogs filled in {info['objects_s']:.0f} s (objects) and "
+            f"{info['training_s']:.0f} s (training); load average {info['load_start']:.1f} "
             f"at start, {info['load_end']:.1f} at the end. Command: `.venv/bin/python bench/startup.py "
             f"--objects {a.objects}" + (f" --examples {a.examples}" if a.examples != 100_000 else "") + " --write`")
     print("\n".join(lines + [note]))

@@ -25,10 +25,10 @@ def load(name: str):
 gaps = load("gaps")
 index_build = load("index_build")
 results = load("results")
-startup = load("startup")
+fill = load("fill")
 
 
-@pytest.mark.parametrize("mod", [gaps, index_build, results, startup])
+@pytest.mark.parametrize("mod", [gaps, index_build, results, fill])
 def test_docstring_examples(mod):
     failed, tried = doctest.testmod(mod)
     assert tried >= 1 and failed == 0
