@@ -9,7 +9,7 @@ Stdlib only, no I/O (tests/unit/test_bench_gaps.py runs these examples).
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Iterable, Sequence
 
 
 def largest_gap(arrivals: Sequence[float], start: float, end: float) -> tuple[float, float]:
@@ -49,3 +49,13 @@ def in_window(pairs: Sequence[tuple[float, float]], start: float, end: float) ->
     [6.0]
     """
     return [v for t, v in pairs if start <= t < end]
+
+
+def count_in(times: Iterable[float], start: float, end: float) -> int:
+    """How many ``times`` fall in ``[start, end)`` (events sent in a phase: a worker that keeps up
+    returns about as many results in it).
+
+    >>> count_in([0.0, 1.0, 1.5, 2.0], 1.0, 2.0)
+    2
+    """
+    return sum(1 for t in times if start <= t < end)

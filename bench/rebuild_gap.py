@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import logging
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -47,6 +48,7 @@ from e2e import PARTITIONS, fresh  # noqa: E402
 from workloads import DIM, knn_large  # noqa: E402
 
 SECTION = "## Result gaps while a 100k index rebuilds"
+BUILT = re.compile(r"built v\d+ over (\d+) examples")
 
 
 class Reader:
@@ -115,7 +117,8 @@ def phase(name: str, r: Reader, sent: dict, start: float, end: float) -> dict:
     pairs = [(t, t - sent[k]) for t, k in zip(r.arrivals, r.keys) if k in sent]
     lat = gaps.in_window(pairs, start, end)
     p50, p99 = measure.percentiles(lat, (50, 99)) if lat else (float("nan"),) * 2
-    return {"phase": name, "seconds": end - start, "results": len(lat), "gap_ms": gap * 1000,
+    return {"phase": name, "seconds": end - start, "results": len(lat), "sent": gaps.count_in(sent.values(), start, end),
+            "gap_ms": gap * 1000,
             "p50_ms": p50 * 1000, "p99_ms": p99 * 1000, "gap_at": at}
 
 
@@ -138,10 +141,12 @@ async def run(broker: str, a: argparse.Namespace) -> tuple[list[dict], dict]:
             info["ready_s"] = time.monotonic() - t
             events = w.events(int(a.rate * a.timeout), "gap")
             stask = asyncio.create_task(stream(settings, events, a.rate, sent, stop))
-            # settled: the index version has not changed for `settle` seconds (the start-up build is done)
+            # settled: the worker's log shows a build over the whole set, and results have carried that
+            # version for `settle` seconds (the start-up builds of growing parts of the set are over)
             while True:
                 v, since = reader.version_since()
-                if v >= 1 and time.monotonic() - since > a.settle:
+                full = any(int(n) >= a.examples for n in BUILT.findall(worker.tail(400)))
+                if full and v >= 1 and time.monotonic() - since > a.settle:
                     break
                 if time.monotonic() - t > a.timeout:
                     raise TimeoutError(f"index never settled (version {v}):\n{worker.tail()}")
@@ -159,7 +164,7 @@ async def run(broker: str, a: argparse.Namespace) -> tuple[list[dict], dict]:
             await produce("training", burst_examples(a.burst, "burst"), settings)
             t_swap = float("inf")
             while t_swap == float("inf"):
-                t_swap = gaps.first_at_least(reader.arrivals, reader.versions, v + 1)
+                t_swap = max(t_burst, gaps.first_at_least(reader.arrivals, reader.versions, v + 1))
                 if time.monotonic() - t_burst > a.timeout:
                     raise TimeoutError(f"no rebuild within {a.timeout:.0f} s:\n{worker.tail()}")
                 await asyncio.sleep(0.1)
@@ -205,9 +210,9 @@ def main() -> int:
     logging.basicConfig(level=logging.ERROR)
     with localkafka.configured_or_local(os.environ.get("LABELSTREAM_BROKER")) as broker:
         rows, info = asyncio.run(run(broker, a))
-    lines = ["| phase | seconds | results | largest gap ms (at s after burst) | p50 ms | p99 ms |",
-             "|---|---:|---:|---:|---:|---:|",
-             *[f"| {r['phase']} | {r['seconds']:.1f} | {r['results']:,} | {r['gap_ms']:.0f} ({r['gap_at']:+.1f}) "
+    lines = ["| phase | seconds | events sent | results | largest gap ms (at s after burst) | p50 ms | p99 ms |",
+             "|---|---:|---:|---:|---:|---:|---:|",
+             *[f"| {r['phase']} | {r['seconds']:.1f} | {r['sent']:,} | {r['results']:,} | {r['gap_ms']:.0f} ({r['gap_at']:+.1f}) "
                f"| {r['p50_ms']:.1f} | {r['p99_ms']:.1f} |" for r in rows], "",
              f"{a.examples:,} examples x 384-d (knn-large, k=5), objects at {a.rate:g}/s, a burst of {a.burst:,} new "
              f"examples; index v{info['version_before']} → v{info['version_after']} {info['rebuild_s']:.1f} s after "
