@@ -19,6 +19,7 @@ results read here: the largest gap between consecutive result arrivals, and p50/
 from __future__ import annotations
 
 import argparse
+import bisect
 import asyncio
 import logging
 import os
@@ -48,7 +49,7 @@ from e2e import PARTITIONS, fresh  # noqa: E402
 from workloads import DIM, knn_large  # noqa: E402
 
 SECTION = "## Result gaps while a 100k index rebuilds"
-BUILT = re.compile(r"built v\d+ over (\d+) examples")
+BUILT = re.compile(r"built v(\d+) over (\d+) examples")
 
 
 class Reader:
@@ -143,10 +144,14 @@ async def run(broker: str, a: argparse.Namespace) -> tuple[list[dict], dict]:
             stask = asyncio.create_task(stream(settings, events, a.rate, sent, stop))
             # settled: the worker's log shows a build over the whole set, and results have carried that
             # version for `settle` seconds (the start-up builds of growing parts of the set are over)
+            # and the backlog is gone (every result of the last 2 s came within 1 s of its send)
             while True:
                 v, since = reader.version_since()
-                full = any(int(n) >= a.examples for n in BUILT.findall(worker.tail(400)))
-                if full and v >= 1 and time.monotonic() - since > a.settle:
+                full = [int(ver) for ver, n in BUILT.findall(worker.tail(400)) if int(n) >= a.examples]
+                now = time.monotonic()
+                recent = [t - sent[k] for t, k in zip(reader.arrivals[-200:], reader.keys[-200:])
+                          if k in sent and t > now - 2]
+                if (full and v >= full[-1] and now - since > a.settle and recent and max(recent) < 1.0):
                     break
                 if time.monotonic() - t > a.timeout:
                     raise TimeoutError(f"index never settled (version {v}):\n{worker.tail()}")
@@ -164,7 +169,8 @@ async def run(broker: str, a: argparse.Namespace) -> tuple[list[dict], dict]:
             await produce("training", burst_examples(a.burst, "burst"), settings)
             t_swap = float("inf")
             while t_swap == float("inf"):
-                t_swap = max(t_burst, gaps.first_at_least(reader.arrivals, reader.versions, v + 1))
+                i0 = bisect.bisect_left(reader.arrivals, t_burst)
+                t_swap = gaps.first_at_least(reader.arrivals[i0:], reader.versions[i0:], v + 1)
                 if time.monotonic() - t_burst > a.timeout:
                     raise TimeoutError(f"no rebuild within {a.timeout:.0f} s:\n{worker.tail()}")
                 await asyncio.sleep(0.1)
