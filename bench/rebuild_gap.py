@@ -144,16 +144,16 @@ async def run(broker: str, a: argparse.Namespace) -> tuple[list[dict], dict]:
             stask = asyncio.create_task(stream(settings, events, a.rate, sent, stop))
             # settled: the worker's log shows a build over the whole set, and results have carried that
             # version for `settle` seconds (the start-up builds of growing parts of the set are over)
-            # and the backlog is gone (every result of the last 2 s came within 1 s of its send)
+            # and the backlog is gone (every result of the last 2 s came within --drained s of its send)
             while True:
                 v, since = reader.version_since()
                 full = [int(ver) for ver, n in BUILT.findall(worker.tail(400)) if int(n) >= a.examples]
                 now = time.monotonic()
                 recent = [t - sent[k] for t, k in zip(reader.arrivals[-200:], reader.keys[-200:])
                           if k in sent and t > now - 2]
-                if (full and v >= full[-1] and now - since > a.settle and recent and max(recent) < 1.0):
+                if (full and v >= full[-1] and now - since > a.settle and recent and max(recent) < a.drained):
                     break
-                if time.monotonic() - t > a.timeout:
+                if time.monotonic() - t > 2 * a.timeout:
                     raise TimeoutError(f"index never settled (version {v}):\n{worker.tail()}")
                 await asyncio.sleep(0.2)
             t_steady = time.monotonic()
@@ -207,6 +207,7 @@ def main() -> int:
     ap.add_argument("--burst", type=int, default=2000, help="new training examples (> rebuild_after_changes)")
     ap.add_argument("--rate", type=float, default=200.0, help="objects per second")
     ap.add_argument("--settle", type=float, default=5.0)
+    ap.add_argument("--drained", type=float, default=1.0, help="settled: latency below this (s) for 2 s")
     ap.add_argument("--before", type=float, default=10.0)
     ap.add_argument("--after", type=float, default=10.0)
     ap.add_argument("--timeout", type=float, default=300.0)
