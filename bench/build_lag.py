@@ -27,14 +27,28 @@ import measure  # noqa: E402
 from index_build import data  # noqa: E402
 
 
-def lags(until: threading.Event | None, seconds: float, tick: float = 0.001) -> list[float]:
-    """Late wake-ups (s) of a ``tick`` sleep loop, until ``until`` is set (or ``seconds`` pass)."""
+def lags(until: threading.Event | None, seconds: float, tick: float = 0.001,
+         big: list[tuple[float, float]] | None = None) -> list[float]:
+    """Late wake-ups (s) of a ``tick`` sleep loop, until ``until`` is set (or ``seconds`` pass);
+    wake-ups later than 100 ms are also appended to ``big`` as (when it woke, lateness)."""
     out, end = [], time.perf_counter() + seconds
     while (until is None or not until.is_set()) and time.perf_counter() < end:
         t = time.perf_counter()
         time.sleep(tick)
-        out.append(time.perf_counter() - t - tick)
+        late = time.perf_counter() - t - tick
+        out.append(late)
+        if big is not None and late > 0.1:
+            big.append((time.perf_counter(), late))
     return out
+
+
+def phase_of(t: float, phases: list[tuple[str, float, float]]) -> str:
+    """The name of the phase ``(name, start, end)`` that contains ``t``.
+
+    >>> phase_of(1.5, [("a", 0.0, 1.0), ("b", 1.0, 2.0)]), phase_of(5.0, [("a", 0.0, 1.0)])
+    ('b', 'between phases')
+    """
+    return next((name for name, s, e in phases if s <= t <= e), "between phases")
 
 
 def summary(xs: list[float]) -> str:
@@ -47,6 +61,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--seconds", type=float, default=5.0, help="length of the baseline")
     a = ap.parse_args()
+    from app.index import files
     from app.index.knn import KnnIndexes
     from app.index.manager import Example
     from app.settings import Settings
@@ -70,14 +85,30 @@ def main() -> None:
             took.append(time.perf_counter() - t)
             done.set()
 
+        phases: list[tuple[str, float, float]] = []
+
+        def timed(name: str, fn):  # a phase timer around the index's own functions
+            def wrapper(*args, **kw):
+                t0 = time.perf_counter()
+                try:
+                    return fn(*args, **kw)
+                finally:
+                    phases.append((name, t0, time.perf_counter()))
+            return wrapper
+        ix.make_forest = timed("add_item + build", ix.make_forest)
+        files.write_snapshot = timed("write_snapshot", files.write_snapshot)
+        files.load_annoy = timed("load", files.load_annoy)
         th = threading.Thread(target=build)
+        big: list[tuple[float, float]] = []
         th.start()
-        during = lags(done, 3600)
+        during = lags(done, 3600, big=big)
         th.join()
         idx.close()
     print(f"{a.n:,} examples x 384-d, build {took[0]:.1f} s; load average {load0:.1f} → {os.getloadavg()[0]:.1f}")
     print(f"  baseline ({a.seconds:g} s, nothing else): {summary(base)}")
     print(f"  during the build:                {summary(during)}")
+    for t, late in big:  # the phase the stalled thread woke up in (a stall may have begun in the one before)
+        print(f"  late {late * 1000:,.0f} ms, woke in: {phase_of(t, phases)}")
 
 
 if __name__ == "__main__":

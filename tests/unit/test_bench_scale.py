@@ -26,9 +26,10 @@ gaps = load("gaps")
 index_build = load("index_build")
 results = load("results")
 fill = load("fill")
+build_lag = load("build_lag")
 
 
-@pytest.mark.parametrize("mod", [gaps, index_build, results, fill])
+@pytest.mark.parametrize("mod", [gaps, index_build, results, fill, build_lag])
 def test_docstring_examples(mod):
     failed, tried = doctest.testmod(mod)
     assert tried >= 1 and failed == 0
