@@ -13,7 +13,6 @@ results read here: the largest gap between consecutive result arrivals, and p50/
 (send call → result read here). Target (issue 10): no gap > 100 ms.
 
     .venv/bin/python bench/rebuild_gap.py --write          # LABELSTREAM_BROKER, else the local one
-    .venv/bin/python bench/rebuild_gap.py --py-spy var/rebuild.svg   # also profile the worker's rebuild
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ import asyncio
 import logging
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -135,7 +133,6 @@ async def run(broker: str, a: argparse.Namespace) -> tuple[list[dict], dict]:
         rtask = asyncio.create_task(reader.run())
         stop = asyncio.Event()
         sent: dict[bytes, float] = {}
-        spy = None
         try:
             t = time.monotonic()
             await asyncio.to_thread(worker.wait_ready, a.timeout, len(w.training))
@@ -158,12 +155,6 @@ async def run(broker: str, a: argparse.Namespace) -> tuple[list[dict], dict]:
                 await asyncio.sleep(0.2)
             t_steady = time.monotonic()
             await asyncio.sleep(a.before)
-            if a.py_spy:
-                assert worker.proc
-                spy = subprocess.Popen([str(ROOT / ".venv/bin/py-spy"), "record", "-o", a.py_spy, "--pid",
-                                        str(worker.proc.pid), "--threads", "--idle", "-r", "200",
-                                        "-d", str(int(a.timeout))], stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.STDOUT)
             t_burst = time.monotonic()
             info["load_burst"] = os.getloadavg()[0]
             await produce("training", burst_examples(a.burst, "burst"), settings)
@@ -183,9 +174,6 @@ async def run(broker: str, a: argparse.Namespace) -> tuple[list[dict], dict]:
                         peak_rss_mib=measure.peak_rss(worker.proc.pid) / 2**20 if worker.proc else 0,
                         load_end=os.getloadavg()[0], result_bytes=reader.value_bytes / max(1, len(reader.keys)),
                         event_bytes=sum(len(v) for _, v in events[:1000]) / min(1000, len(events)))
-            if spy:
-                spy.send_signal(2)  # SIGINT: py-spy writes the flame graph of what it has
-                spy.wait(60)
             rows = [phase("steady, before the burst", reader, sent, t_steady, t_burst),
                     phase("burst sent → first result of the new index", reader, sent, t_burst, t_swap),
                     phase("after the swap", reader, sent, t_swap, t_end)]
@@ -196,8 +184,6 @@ async def run(broker: str, a: argparse.Namespace) -> tuple[list[dict], dict]:
             stop.set()
             rtask.cancel()
             await asyncio.gather(rtask, return_exceptions=True)
-            if spy and spy.poll() is None:
-                spy.kill()
             worker.stop()
 
 
@@ -211,7 +197,6 @@ def main() -> int:
     ap.add_argument("--before", type=float, default=10.0)
     ap.add_argument("--after", type=float, default=10.0)
     ap.add_argument("--timeout", type=float, default=300.0)
-    ap.add_argument("--py-spy", help="record the worker with py-spy from the burst on (flame graph SVG)")
     ap.add_argument("--write", action="store_true")
     a = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)
