@@ -8,7 +8,7 @@ TEST_PORT ?= 19092
 TEST_ENV  := LABELSTREAM_KAFKA_PORT=$(TEST_PORT) LABELSTREAM_BROKER=kafka://127.0.0.1:$(TEST_PORT)
 PYTEST_ARGS ?=
 
-.PHONY: install demo test typecheck unit kafka-start kafka-stop bench bench-core topics clean
+.PHONY: install demo test typecheck unit kafka-start kafka-stop bench bench-core bench-scale topics clean
 
 $(STAMP): pyproject.toml Makefile  # the install line below is part of what is installed
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,16 @@ bench-core: install
 	$(BIN)/python bench/zeroshot_throughput.py
 	$(BIN)/python bench/media_core.py
 	$(BIN)/python bench/hashbank.py --n 1000000 --write
+
+## Scale figures, each its own section of bench/RESULTS.md (tens of minutes; LABELSTREAM_BROKER, else the local
+## one): index build at 100k and 1M x 384-d, GIL stalls of a build, result gaps while a 100k index rebuilds under
+## load, worker start-up with SCALE_OBJECTS stored objects and 100k examples (memory vs RocksDB).
+SCALE_OBJECTS ?= 100000
+bench-scale: install
+	$(BIN)/python bench/index_build.py --sizes 100000 1000000 --search-k 10000 50000 200000 --write
+	$(BIN)/python bench/build_lag.py --n 100000
+	$(BIN)/python bench/rebuild_gap.py --rate 50 --write
+	$(BIN)/python bench/startup.py --objects $(SCALE_OBJECTS) --write
 
 topics: install
 	$(BIN)/labelstream topics export

@@ -1,9 +1,12 @@
 """`make bench`: Labelstream end to end vs the raw client's and Faust's own ceilings, in one run.
 
-For each workload (bench/workloads.py) three services run in turn as their own processes
+For each workload (bench/workloads.py) four services run in turn as their own processes
 against the same real broker, on fresh topics of the same partitions, with the same payloads:
-``raw`` (aiokafka consume → decode → produce), ``faust`` (an agent that decodes and forwards;
-both in bench/forwarders.py) and ``labelstream`` (a real ``labelstream worker``). Per service:
+``raw`` (aiokafka consume → decode → produce), ``faust`` (an agent that decodes and forwards),
+``lean`` (the same Faust app, its topic delivered in fetched batches as Labelstream's hot
+topics are: app/service/lean.py; all three in bench/forwarders.py) and ``labelstream`` (a real
+``labelstream worker``); ``--services ... labelstream-agents`` adds a worker whose hot topics go
+through plain Faust agents (``LABELSTREAM_LEAN=0``). Per service:
 
 - **events/s**: ``--events`` events are produced before the service starts; the rate runs from
   the first output's arrival at this reader to the N-th (start-up and group join excluded);
@@ -45,6 +48,7 @@ from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
 import measure  # noqa: E402  (bench/measure.py)
 import recall  # noqa: E402  (bench/recall.py)
 import results  # noqa: E402  (bench/results.py)
+import throughput  # noqa: E402  (bench/throughput.py: the py-spy profiler)
 from app.devtools import localkafka  # noqa: E402
 from app.devtools.clients import produce  # noqa: E402
 from app.devtools.process import WorkerProcess  # noqa: E402
@@ -55,6 +59,9 @@ from workloads import WORKLOADS, Workload  # noqa: E402
 SECTION = "## End to end, side by side"
 PARTITIONS = 8
 MAX_BYTES = 16 * 1024 * 1024
+#: Labelstream workers under test and their environment: ``labelstream-agents`` consumes the hot
+#: topics with plain Faust agents (``take_events``) instead of app/service/lean.py, for comparison.
+LABELSTREAM = {"labelstream": {}, "labelstream-agents": {"LABELSTREAM_LEAN": "0"}}
 #: events per workload at --scale 1, chosen so one run takes a few minutes on 2 cores
 EVENTS = {"knn-small": 20_000, "zeroshot": 10_000, "media": 600, "knn-large": 10_000}
 
@@ -97,6 +104,7 @@ class Reader:
         self.keep_values = False
         self.pid: int | None = None
         self.done = asyncio.Event()
+        self.on_first = self.on_nth = lambda: None  # the profiler's start and stop (--profile)
 
     async def run(self) -> None:
         consumer = AIOKafkaConsumer(self.settings.topic("results"), bootstrap_servers=bootstrap(self.settings.broker),
@@ -124,9 +132,11 @@ class Reader:
                 cpu = measure.cpu_seconds(self.pid) if self.pid else float("nan")
                 if self.first is None:
                     self.first = (now, got, cpu)
+                    self.on_first()
                 self.seen += got
                 if self.nth is None and self.seen >= self.n:
                     self.nth = (now, got, cpu)
+                    self.on_nth()
                     self.done.set()
         finally:
             await consumer.stop()
@@ -138,8 +148,9 @@ class Service:
     def __init__(self, kind: str, settings: Settings, env: dict, workdir: Path, topic: str):
         self.kind = kind
         log = workdir / f"{kind}.log"
-        if kind == "labelstream":
-            self.worker: WorkerProcess | None = WorkerProcess({**env, "LABELSTREAM_DATA_DIR": str(workdir)}, log)
+        if kind in LABELSTREAM:
+            self.worker: WorkerProcess | None = WorkerProcess({**env, "LABELSTREAM_DATA_DIR": str(workdir),
+                                                                **LABELSTREAM[kind]}, log)
             self.proc = None
         else:
             self.worker = None
@@ -245,17 +256,21 @@ async def load_training(w: Workload, env: dict, settings: Settings, workdir: Pat
 
 
 async def run_one(broker: str, w: Workload, kind: str, n: int, latency_seconds: float, timeout: float,
-                  fraction: float = 0.5, stall: float = 60.0) -> Row:
+                  fraction: float = 0.5, stall: float = 60.0, profile: str | None = None,
+                  profile_kinds: tuple[str, ...] = ("labelstream",)) -> Row:
     settings, env = fresh(broker, f"{w.name}-{kind}")
     await ensure_topics(settings)
     reader = Reader(settings, n)
-    reader.keep_values = kind == "labelstream" and "train" in w.extra
+    reader.keep_values = kind in LABELSTREAM and "train" in w.extra
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
-        if kind == "labelstream":
+        if kind in LABELSTREAM:
             await load_training(w, env, settings, Path(tmp), timeout)
         await produce(w.topic, w.events(n, "tp"), settings)
         svc = Service(kind, settings, env, Path(tmp), w.topic)
         reader.pid = svc.start()
+        if profile and kind in profile_kinds:
+            out = f"{profile}-{w.name}-{kind}.txt"
+            reader.on_first, reader.on_nth = throughput.profiler(reader.pid, out)
         task = asyncio.create_task(reader.run())
         try:
             deadline = time.monotonic() + timeout
@@ -335,7 +350,8 @@ async def run_all(broker: str, a: argparse.Namespace) -> list[Row]:
         for kind in a.services:
             t = time.monotonic()
             try:
-                row = await run_one(broker, w, kind, n, a.latency_seconds, a.timeout, a.paced_fraction, a.stall)
+                row = await run_one(broker, w, kind, n, a.latency_seconds, a.timeout, a.paced_fraction, a.stall,
+                                    a.profile, tuple(a.profile_services))
             except Stalled as e:  # keep measuring the others; the table and the exit code carry the failure
                 print(e, flush=True)
                 nan = float("nan")
@@ -349,7 +365,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every workload's event count")
     ap.add_argument("--workloads", nargs="*", choices=list(WORKLOADS), help="default: all but knn-large")
-    ap.add_argument("--services", nargs="*", default=["raw", "faust", "labelstream"])
+    ap.add_argument("--services", nargs="*", default=["raw", "faust", "lean", "labelstream"])
     ap.add_argument("--large", action="store_true", help="also knn-large (100,000 x 384 examples by default)")
     ap.add_argument("--large-examples", type=int, default=100_000)
     ap.add_argument("--latency-seconds", type=float, default=5.0, help="length of the paced phase")
@@ -357,7 +373,14 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=300.0, help="per service, for the throughput phase")
     ap.add_argument("--stall", type=float, default=60.0, help="give up when no output arrives for this long")
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--profile", metavar="PREFIX", help="py-spy each profiled service from its first output to the "
+                    "N-th: PREFIX-<workload>-<service>.txt (bench/profile.py reads them)")
+    ap.add_argument("--profile-services", nargs="*", default=["labelstream"])
+    ap.add_argument("--before", metavar="DIR", help="a source tree of another commit (git archive): adds the "
+                    "service labelstream-before, a worker running that tree's app/ (compare commits in one run)")
     a = ap.parse_args()
+    if a.before:  # PYTHONSAFEPATH: the cwd (this tree) does not shadow PYTHONPATH for `python -m app.cli`
+        LABELSTREAM["labelstream-before"] = {"PYTHONSAFEPATH": "1", "PYTHONPATH": str(Path(a.before).resolve())}
     # new topics' leaders move for a moment: aiokafka logs each retried produce as a warning
     logging.basicConfig(level=logging.ERROR)
     load_before = os.getloadavg()
@@ -381,8 +404,9 @@ def main() -> int:
         f"{load_before[2]:.2f} (1/5/15 min; broker, services and this reader share the CPUs with anything else "
         f"running), after {os.getloadavg()[0]:.2f}. {versions()}. Wall time {wall:.0f} s.",
         "",
-        "Command: `make bench` (= `.venv/bin/python bench/e2e.py" + (f" --scale {a.scale:g}" if a.scale != 1 else "")
-        + (" --large" if a.large else "") + "`)",
+        ("Command: `make bench` (= `.venv/bin/python bench/e2e.py" + (f" --scale {a.scale:g}" if a.scale != 1 else "")
+         + (" --large" if a.large else "") + "`)") if len(sys.argv) <= 1 or sys.argv[1:] in (["--large"],) else
+        "Command: `.venv/bin/python bench/e2e.py " + " ".join(sys.argv[1:]) + "`",
     ]
     body = "\n".join(lines)
     print(body)

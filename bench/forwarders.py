@@ -8,13 +8,17 @@ with orjson and produces one small record per input, keyed as the input, to ``BE
 - ``faust``: a Faust agent with Labelstream's own consumption (``take_events`` batches of
   ``LABELSTREAM_BATCH_SIZE`` within ``LABELSTREAM_BATCH_WITHIN``) and producer settings that
   sends each output with ``Topic.send`` — the framework's own ceiling, so the framework's
-  overhead and ours are told apart (``LABELSTREAM_BATCH_SIZE=1``: plain ``stream.events()``, one at a time).
+  overhead and ours are told apart (``LABELSTREAM_BATCH_SIZE=1``: plain ``stream.events()``, one at a time);
+- ``lean``: the same Faust app, but its topic consumed the way Labelstream's hot topics are
+  (``app/service/lean.py``: fetched batches handed to one handler, acked in bulk, outputs
+  straight into the producer's buffer): the ceiling of that delivery, without our step.
 
     BENCH_BROKER=kafka://127.0.0.1:9092 BENCH_IN=x.objects BENCH_OUT=x.results BENCH_GROUP=g \\
-        .venv/bin/python bench/forwarders.py raw|faust
+        .venv/bin/python bench/forwarders.py raw|faust|lean
 
-Runs until SIGTERM. Stdlib, orjson, aiokafka and faust only: nothing from app/ (the ceilings
-must not share any of the code they are a baseline for).
+Runs until SIGTERM. ``raw`` and ``faust``: stdlib, orjson, aiokafka and faust only, nothing from
+app/ (the ceilings must not share any of the code they are a baseline for); ``lean`` uses
+app/service/faustfix.py and lean.py on purpose: it measures that delivery path alone.
 """
 
 from __future__ import annotations
@@ -65,15 +69,31 @@ async def raw() -> None:
         await consumer.stop()
 
 
-def faust_app():
+def faust_app(lean: bool = False):
     import faust
 
+    if lean:
+        sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        from app.service import faustfix
+
+        faustfix.apply()
     app = faust.App(GROUP, broker=BROKER, store="memory://", web_enabled=False,
                     datadir=os.environ.get("BENCH_DATADIR", "var/bench-faust"),
                     producer_max_request_size=MAX_BYTES, consumer_max_fetch_size=MAX_BYTES, producer_acks=-1,
                     broker_commit_interval=1.0, key_serializer="raw", value_serializer="raw")
     src = app.topic(SOURCE, key_serializer="raw", value_serializer="raw")
     dst = app.topic(SINK, key_serializer="raw", value_serializer="raw")
+    if lean:
+        from app.service.lean import Lanes
+
+        async def handler(records) -> None:
+            producer = await app.maybe_start_producer()
+            for r in records:
+                await producer.send(SINK, r.key, output(r.key, r.value), partition=None, timestamp=None,
+                                    headers=None)
+
+        Lanes(app).register(src, "forward", handler, BATCH)
+        return app
 
     @app.agent(src)
     async def forward(stream):
@@ -89,13 +109,13 @@ def faust_app():
 
 
 def main(argv: list[str]) -> None:
-    if not (SOURCE and SINK and GROUP) or argv[:1] not in (["raw"], ["faust"]):
-        sys.exit("usage: BENCH_BROKER=... BENCH_IN=... BENCH_OUT=... BENCH_GROUP=... forwarders.py raw|faust")
+    if not (SOURCE and SINK and GROUP) or argv[:1] not in (["raw"], ["faust"], ["lean"]):
+        sys.exit("usage: BENCH_BROKER=... BENCH_IN=... BENCH_OUT=... BENCH_GROUP=... forwarders.py raw|faust|lean")
     if argv[0] == "raw":
         asyncio.run(raw())
     else:
         sys.argv = [sys.argv[0], "worker", "-l", "warn", "--without-web"]
-        faust_app().main()
+        faust_app(lean=argv[0] == "lean").main()
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ import logging
 import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -61,6 +61,7 @@ class Capture:
     ids: list[str]  # the store's id list (append-only until compaction, deferred meanwhile)
     end: int  # rows >= end arrived after the capture: the exact overlay
     set_hash: int
+    target: Path | None = None  # build the forest on disk here (files.ann_tmp), else in memory
 
 
 class Buildable(Protocol):
@@ -89,7 +90,8 @@ class Buildable(Protocol):
         ...
 
     def make_forest(self, capture: Capture) -> AnnoyIndex:
-        """No lock: a built Annoy forest over ``capture.rows`` (item i = rows[i])."""
+        """No lock: a built Annoy forest over ``capture.rows`` (item i = rows[i]), built on
+        disk at ``capture.target`` when it is set."""
         ...
 
     def locate(self, ids: list[str]) -> tuple[np.ndarray, int]:
@@ -270,20 +272,26 @@ class Builder:
                     return None
                 cap = ix.capture()
                 pending_at, version = self.pending, self.next_version
+                if ix.data_dir is not None:
+                    cap = replace(cap, target=files.ann_tmp(ix.data_dir, ix.name, version))
                 self.next_version += 1
                 self.building = True  # also defers compaction: captured rows stay valid
             try:
+                if cap.target is not None:
+                    cap.target.parent.mkdir(parents=True, exist_ok=True)
                 forest = ix.make_forest(cap)
                 snap = None
                 if ix.data_dir is not None:
                     meta = ix.snapshot_meta()
                     ids = [cap.ids[r] for r in cap.rows.tolist()]
                     snap = files.write_snapshot(ix.data_dir, ix.name, version, forest, ids,
-                                                cap.set_hash, meta)
+                                                cap.set_hash, meta, built_at=cap.target)
                     forest = files.load_annoy(snap.ann, meta["dim"], meta["metric"])
             except BaseException:
                 with self.lock:
                     self.building = False
+                if cap.target is not None:  # a half-built forest file: do not keep it until the next build
+                    cap.target.unlink(missing_ok=True)
                 raise
             with self.lock:
                 self.pending -= pending_at

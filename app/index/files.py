@@ -33,7 +33,7 @@ from annoy import AnnoyIndex
 
 from app.core.knn import Metric
 
-__all__ = ["Snapshot", "annoy_metric", "latest", "list_snapshots", "load_annoy",
+__all__ = ["Snapshot", "ann_tmp", "annoy_metric", "latest", "list_snapshots", "load_annoy",
            "read_sidecar", "remove_stale", "safe_name", "write_snapshot"]
 
 
@@ -99,11 +99,26 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def ann_tmp(data_dir: Path, name: str, version: int) -> Path:
+    """Where version ``version``'s forest is built on disk (``AnnoyIndex.on_disk_build``)
+    before :func:`write_snapshot` renames it into place; :func:`remove_stale` removes leftovers.
+
+    >>> ann_tmp(Path("d"), "A.b", 3).name == f"A.b.v3.ann.tmp-{os.getpid()}"
+    True
+    """
+    return data_dir / f"{safe_name(name)}.v{version}.ann.tmp-{os.getpid()}"
+
+
 def write_snapshot(data_dir: Path, name: str, version: int, forest: AnnoyIndex,
-                   ids: list[str], set_hash: int, meta: dict[str, Any]) -> Snapshot:
+                   ids: list[str], set_hash: int, meta: dict[str, Any], *,
+                   built_at: Path | None = None) -> Snapshot:
     """Persist a BUILT forest and its sidecar as ``version``; ``forest`` is unloaded after.
 
-    Returns the final paths; load the forest again with :func:`load_annoy` (mmap).
+    ``built_at``: the forest was built on disk there (:func:`ann_tmp`), so its file is
+    complete already and is only synced and renamed. Why: ``AnnoyIndex.save`` writes the whole
+    file while holding the GIL (seconds at 100k x 384-d: every other thread of the worker,
+    the event loop included, stops); an on-disk build writes it inside ``build``, which
+    releases the GIL. Returns the final paths; load the forest with :func:`load_annoy`.
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     base, pid = safe_name(name), os.getpid()
@@ -118,11 +133,14 @@ def write_snapshot(data_dir: Path, name: str, version: int, forest: AnnoyIndex,
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(side_tmp, snap.sidecar)
-    ann_tmp = snap.ann.with_name(f"{snap.ann.name}.tmp-{pid}")
-    forest.save(str(ann_tmp))
-    forest.unload()  # save() maps the tmp file; drop that map before the rename
-    _fsync(ann_tmp)
-    os.replace(ann_tmp, snap.ann)
+    tmp = snap.ann.with_name(f"{snap.ann.name}.tmp-{pid}")
+    if built_at is None:
+        forest.save(str(tmp))
+    elif built_at != tmp:
+        raise ValueError(f"{built_at}: an on-disk build of v{version} belongs at {tmp}")
+    forest.unload()  # save() and on_disk_build() map the tmp file; drop that map before the rename
+    _fsync(tmp)
+    os.replace(tmp, snap.ann)
     dir_fd = os.open(data_dir, os.O_RDONLY)
     try:
         os.fsync(dir_fd)  # make the renames durable

@@ -64,6 +64,12 @@ the holes) is remembered as its start; and a commit is refused while the lowest 
 hole) offset is above the committed offset, or above the start when nothing is committed. A hole is still known
 exactly (fix 3), so a partition never waits on an offset that will not come.
 
+**For the lean consume path** (``app/service/lean.py``, no fix of Faust's own): ``getall`` also
+notes each handed-out range's *position mark* (``position_mark``: the partition state and how
+often a seek or reset moved its position, counted on aiokafka's ``TopicPartitionState``), so a
+batch fetched before a seek is known as such exactly, not by when it reached Faust's loop; and
+the seek after recovery records the generation it settled (``Consumer._labelstream_settled``).
+
 ``apply()`` is idempotent and is called by ``app.service.faust_app.make_app`` before the app is created. It
 refuses (``UnsupportedVersion``) when the installed faust-streaming or aiokafka is not the
 version these patches were written against, since they replace private internals.
@@ -164,6 +170,10 @@ def _reseek_after(recover):
         if app.consumer_generation_id == generation_id and consumer.assignment():
             self.log.info("Seek stream partitions to committed offsets again (after the queues were cleared).")
             await self._wait(consumer.perform_seek(), timeout=app.conf.broker_request_timeout)
+        if app.consumer_generation_id == generation_id:
+            # app/service/lean.py processes a generation's records only from here on: what it
+            # fetched before this seek is fetched again anyway.
+            consumer._labelstream_settled = generation_id  # noqa: SLF001
 
     recover_then_reseek.__wrapped__ = recover
     return recover_then_reseek
@@ -175,10 +185,15 @@ def _noting_cleared(clear):
     def clear_noting_offsets(self) -> None:
         cleared = self.__dict__.setdefault("_labelstream_cleared", {})
         for queue in list(self._queues):  # noqa: SLF001
-            for item in list(getattr(queue, "_queue", ())):
-                message = getattr(item, "message", None)
-                if message is not None and message.offset < cleared.get(message.tp, message.offset + 1):
-                    cleared[message.tp] = message.offset
+            pending = getattr(queue, "labelstream_pending", None)  # app/service/lean.py's lanes
+            if pending is not None:
+                held = list(pending())
+            else:
+                events = list(getattr(queue, "_queue", ()))  # a stream's queue: events and their messages
+                held = [(m.tp, m.offset) for m in (getattr(e, "message", None) for e in events) if m is not None]
+            for tp, offset in held:
+                if offset < cleared.get(tp, offset + 1):
+                    cleared[tp] = offset
         clear(self)
 
     clear_noting_offsets.__wrapped__ = clear
@@ -249,8 +264,13 @@ def _noting_holes(getall):
     def getall_noting_holes(self, max_records=None):
         records = self._partition_records  # getall drops the reference when it is done
         start = records.next_fetch_offset if records is not None else None
-        out = getall(self, max_records)
         consumer = _fetching_for.get()
+        # Read before getall checks the position: a seek from Faust's loop after this read makes
+        # the mark stale (the range is then fetched again), never newer than the range.
+        mark = position_mark(self._assignment.state_value(self._topic_partition)) if consumer is not None else None
+        out = getall(self, max_records)
+        if consumer is not None and out:
+            consumer._labelstream_marks[self._topic_partition] = mark  # noqa: SLF001
         # The position moved from start only if getall handed out the range (assignment and position checked).
         if consumer is not None and start is not None and records.next_fetch_offset > start:
             tp = self._topic_partition
@@ -261,6 +281,25 @@ def _noting_holes(getall):
 
     getall_noting_holes.__wrapped__ = getall
     return getall_noting_holes
+
+
+def position_mark(state: Any) -> tuple[int, int] | None:
+    """Which position a partition's fetch position descends from: its state object (a new
+    assignment makes a new one) and how often a seek or reset moved it (``_counting_moves``).
+    Two ranges with the same mark were fetched with no seek between them; Faust reads the
+    mark of the range it handed out last per partition in ``Consumer._labelstream_marks``."""
+    return None if state is None else (id(state), state.__dict__.get("_labelstream_moves", 0))
+
+
+def _counting_moves(move):
+    """A ``TopicPartitionState`` method that moves the position (``seek``, ``await_reset``), counted."""
+
+    def moved(self, *args):
+        self._labelstream_moves = self.__dict__.get("_labelstream_moves", 0) + 1
+        return move(self, *args)
+
+    moved.__wrapped__ = move
+    return moved
 
 
 def _fetching_into_sink(fetch_records):
@@ -306,6 +345,7 @@ def apply() -> None:
     if _applied:
         return
     from aiokafka.consumer.fetcher import FetchResult
+    from aiokafka.consumer.subscription_state import TopicPartitionState
     from faust.tables.recovery import Recovery
     from faust.transport.consumer import Consumer
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
@@ -319,11 +359,14 @@ def apply() -> None:
         self._read_offset = StreamReadOffsets(self)
         self._labelstream_holes = deque()
         self._labelstream_starts = {}  # fix 4: TP -> where this worker's first fetch of it began
+        self._labelstream_marks = {}  # TP -> position_mark of the range fetched last (app/service/lean.py)
 
     Consumer.__init__ = __init__
     Recovery.on_recovery_completed = _reseek_after(Recovery.on_recovery_completed)
     Recovery._resume_streams = _reseek_after(Recovery._resume_streams)  # noqa: SLF001
     FetchResult.getall = _noting_holes(FetchResult.getall)
+    TopicPartitionState.seek = _counting_moves(TopicPartitionState.seek)
+    TopicPartitionState.await_reset = _counting_moves(TopicPartitionState.await_reset)
     AIOKafkaConsumerThread._fetch_records = _fetching_into_sink(AIOKafkaConsumerThread._fetch_records)  # noqa: SLF001
     AIOKafkaConsumer._getmany = _adding_gaps(AIOKafkaConsumer._getmany)  # noqa: SLF001
     Consumer.perform_seek = _seeking_fresh_partitions(Consumer.perform_seek)

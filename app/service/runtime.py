@@ -10,13 +10,14 @@ import functools
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, TypeVar
 
 import faust
 
 from app.classify.outcome import Outcome, Record
 from app.classify.state import ModelState, Snapshot
+from app.service import lean
 from app.service.metrics import AGENT_RESTARTS
 from app.service.replica import ChangelogReplica
 from app.service.sink import Sink
@@ -44,6 +45,7 @@ class Runtime:
     replica: ChangelogReplica
     sink: Sink
     pool: ThreadPoolExecutor  # numpy and Annoy release the GIL: classification runs here, off the event loop
+    lanes: lean.Lanes | None = field(default=None, init=False)  # the hot topics' batch delivery (lean.py)
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``fn(*args, **kwargs)`` in the classify pool."""
@@ -59,6 +61,29 @@ class Runtime:
         shares = [records[i:i + size] for i in range(0, len(records), size)]
         done = await asyncio.gather(*(self.run(_encoded, step, self.state, s, snap) for s in shares))
         return [o for share in done for o in share]
+
+    def hot(self, topic: str, name: str,
+            ready: Callable[[], Awaitable[Any]] | None = None) -> Callable[[lean.Handler], lean.Handler]:
+        """``@rt.hot("objects", "objects")``: ``async def handler(records)`` gets the topic's records in
+        fetched batches (``app/service/lean.py``), acked once it returns; after ``ready()``.
+        ``LABELSTREAM_LEAN=0``: a Faust agent with ``take_events`` batches calls it instead."""
+        def register(handler: lean.Handler) -> lean.Handler:
+            if lean.enabled():
+                if self.lanes is None:
+                    self.lanes = lean.Lanes(self.app)
+                self.lanes.register(self.topics[topic], name, handler, self.settings.batch_size, ready)
+                return handler
+
+            async def agent(stream: Any) -> None:
+                if ready is not None:
+                    await ready()
+                async for batch in stream.take_events(self.settings.batch_size, self.settings.batch_within):
+                    await handler([Record.of(e.message) for e in batch])
+
+            agent.__name__ = agent.__qualname__ = handler.__name__
+            self.agent(topic, name)(agent)
+            return handler
+        return register
 
     def agent(self, topic: str, name: str) -> Callable[[Callable[..., Any]], Any]:
         """``@rt.agent("objects", "objects")``: a Faust agent on a catalog topic whose crashes are counted."""

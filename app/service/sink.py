@@ -20,6 +20,14 @@ each commit -- raises ``DeliveryFailed``: the commit does not happen, the worker
 stops, and its records are redelivered when it is restarted (Kafka Streams' default
 production exception handler does the same). Faust's own ``Topic.send`` logs and commits
 anyway, which loses the output.
+
+**Table writes** go the same way: the value into the table's store, its changelog record
+straight into the producer's buffer, to the partition the table's partitioner would pick (not
+through Faust's ``Table.__setitem__``: one ``FutureMessage`` per write, sent one at a time by
+Faust's buffer task, was the largest cost left per event once delivery was batched, and the
+commit waited for that buffer to drain). The sweeper's writes (``write``, synchronous) are
+applied at once and their changelog records sent by a task; every changelog send holds one
+lock, so the records of a key reach the changelog in the order the store saw them.
 """
 
 from __future__ import annotations
@@ -27,11 +35,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import faust
+from faust.types import TP
 
+from app.classify.assembly import partition_of
 from app.classify.codec import Rejected
 from app.classify.deadletter import dead_letter
 from app.classify.outcome import Outcome, Record, TableWrite
@@ -61,6 +72,9 @@ class Sink:
         self.limit = max_message_bytes - HEADROOM
         self.failed = 0
         self.failure: BaseException | None = None  # the first delivery failure; sticky until restart
+        self._unsent: deque[TableWrite] = deque()  # the sweeper's changelog records, not sent yet
+        self._sending: asyncio.Lock | None = None  # made on the event loop
+        self._drainer: asyncio.Future | None = None
 
     async def emit(self, batch: Iterable[tuple[Record, Outcome]]) -> None:
         """Send every outcome's outputs, then apply its table writes, in input order."""
@@ -68,13 +82,57 @@ class Sink:
         self._guard(producer)
         headers = _headers()
         counts: Counter[tuple[object, str]] = Counter()  # metrics once per batch, not per record
-        for record, out in batch:
-            for topic, key, value in self._outputs(record, out, counts):
-                fut = await producer.send(topic, key, value, partition=None, timestamp=None, headers=headers)
-                fut.add_done_callback(self._delivered)
-            self.write(out.writes)
+        async with self._lock():
+            await self._send_unsent(producer)
+            for record, out in batch:
+                for topic, key, value in self._outputs(record, out, counts):
+                    fut = await producer.send(topic, key, value, partition=None, timestamp=None, headers=headers)
+                    fut.add_done_callback(self._delivered)
+                for w in out.writes:
+                    if self._apply(w):
+                        await self._send_changelog(producer, w)
         for (metric, label), n in counts.items():
             metric.labels(label).inc(n)  # type: ignore[attr-defined]
+
+    def _lock(self) -> asyncio.Lock:
+        if self._sending is None:
+            self._sending = asyncio.Lock()
+        return self._sending
+
+    def _apply(self, w: TableWrite) -> bool:
+        """The write into the table's store; False when there is nothing to log (deleting a missing key)."""
+        data = self.tables.by_name[w.table].data
+        if w.value is not None:
+            data[w.key] = w.value
+        elif w.key in data:
+            del data[w.key]
+        else:
+            return False
+        return True
+
+    async def _send_changelog(self, producer: Any, w: TableWrite) -> None:
+        table = self.tables.by_name[w.table]
+        assert table.partitions is not None  # app/service/tables.py always sets them
+        tp = TP(table.changelog_topic.get_topic_name(), partition_of(w.key, table.partitions))
+        fut = await producer.send(tp.topic, w.key, w.value, partition=tp.partition, timestamp=None, headers=None)
+        fut.add_done_callback(lambda f: self._logged(table, tp, f))
+
+    def _logged(self, table: Any, tp: TP, fut: asyncio.Future) -> None:
+        # What Faust's Table._on_changelog_sent does (at-least-once): RocksDB remembers the
+        # offset its data reaches, so recovery replays only what came after it.
+        if not fut.cancelled() and fut.exception() is None:
+            table.data.set_persisted_offset(tp, fut.result().offset)
+        else:
+            self._delivered(fut)  # a changelog record lost is table state lost: it stops the commits too
+
+    async def _send_unsent(self, producer: Any) -> None:
+        while self._unsent:
+            await self._send_changelog(producer, self._unsent.popleft())
+
+    async def _drain(self) -> None:
+        producer = await self.app.maybe_start_producer()
+        async with self._lock():
+            await self._send_unsent(producer)
 
     async def one(self, record: Record, out: Outcome) -> None:
         await self.emit([(record, out)])
@@ -140,6 +198,7 @@ class Sink:
         producer._labelstream_sink = self  # type: ignore[attr-defined]  # noqa: SLF001
 
     def write(self, writes: Iterable[TableWrite]) -> None:
-        """Table writes without an output (the sweeper's deletions)."""
-        for w in writes:
-            self.tables.apply(w)
+        """Table writes without an output (the sweeper's deletions): applied now, logged by a task."""
+        self._unsent.extend(w for w in writes if self._apply(w))
+        if self._unsent and (self._drainer is None or self._drainer.done()):
+            self._drainer = asyncio.ensure_future(self._drain())

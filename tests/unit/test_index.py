@@ -222,10 +222,10 @@ def test_mutations_during_a_build_survive_the_swap(tmp_path):
 
     late = x[3] + 0.2 * np.random.default_rng(1).normal(size=DIM).astype(np.float32)
 
-    def slow_build(rows, vecs):  # the stream keeps writing while Annoy builds
+    def slow_build(rows, vecs, target=None):  # the stream keeps writing while Annoy builds
         ix.upsert("late", late, "late")
         ix.delete("id5")
-        return original(rows, vecs)
+        return original(rows, vecs, target)
     ix._make_forest = slow_build
     assert ix.build_now() == 1
     assert ix.pending_changes == 2 and ix.overlay_size == 1

@@ -63,11 +63,11 @@ def test_a_failing_index_backs_off_without_stopping_the_others(tmp_path):
     bad = m.get("Bad", "p")
     original, calls = bad._make_forest, []
 
-    def broken(rows, vecs):
+    def broken(rows, vecs, target=None):
         calls.append(1)
         if len(calls) == 1:
             raise OSError("disk full")
-        return original(rows, vecs)
+        return original(rows, vecs, target)
     bad._make_forest = broken
     fill(m, "Bad", ["p"], x)
     fill(m, "Good", ["p"], x)
@@ -109,8 +109,8 @@ def test_manual_rebuild_runs_on_the_scheduler_thread():
     assert ix.version == 0 and ix._scheduler.thread is None  # noqa: SLF001
     seen = []
     original = ix._make_forest
-    ix._make_forest = lambda rows, vecs: seen.append(threading.current_thread().name) \
-        or original(rows, vecs)
+    ix._make_forest = lambda rows, vecs, target=None: seen.append(threading.current_thread().name) \
+        or original(rows, vecs, target)
     assert ix.maybe_rebuild()
     assert ix.wait_idle(30) and ix.version == 1
     assert seen == ["index-build-M.p"]

@@ -19,15 +19,12 @@ def register(rt: Runtime) -> None:
     read_assembly, read_cache = rt.tables.reader(MEDIA_ASSEMBLY), rt.tables.reader(MEDIA_CACHE)
     lock = rt.tables.locks[MEDIA_ASSEMBLY]
 
-    @rt.agent("media", "media")
-    async def media(stream):
-        await rt.replica.caught_up.wait()  # never classify with a half-loaded model
-        async for batch in stream.take_events(rt.settings.batch_size, rt.settings.batch_within):
-            INPUTS.labels("media").inc(len(batch))
-            with BATCH_SECONDS.labels("media").time():
-                for event in batch:
-                    record = Record.of(event.message)
-                    async with lock:  # the sweeper drops no assembly between this read and write
-                        out = await rt.run(media_step, rt.state, record, read_assembly, read_cache,
-                                           partitions=partitions)
-                        await rt.sink.one(record, out)
+    @rt.hot("media", "media", ready=rt.replica.caught_up.wait)  # never classify with a half-loaded model
+    async def media(records: list[Record]) -> None:
+        INPUTS.labels("media").inc(len(records))
+        with BATCH_SECONDS.labels("media").time():
+            for record in records:
+                async with lock:  # the sweeper drops no assembly between this read and write
+                    out = await rt.run(media_step, rt.state, record, read_assembly, read_cache,
+                                       partitions=partitions)
+                    await rt.sink.one(record, out)

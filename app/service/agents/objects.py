@@ -1,4 +1,4 @@
-"""Objects topic in: take a batch, classify it in the pool, emit one output per record."""
+"""Objects topic in: a batch of records classified in the pool, one output per record."""
 
 from __future__ import annotations
 
@@ -9,12 +9,9 @@ from app.service.runtime import Runtime
 
 
 def register(rt: Runtime) -> None:
-    @rt.agent("objects", "objects")
-    async def objects(stream):
-        await rt.replica.caught_up.wait()  # never classify with a half-loaded model
-        async for batch in stream.take_events(rt.settings.batch_size, rt.settings.batch_within):
-            records = [Record.of(e.message) for e in batch]
-            INPUTS.labels("objects").inc(len(records))
-            with BATCH_SECONDS.labels("objects").time():
-                outcomes = await rt.run_split(objects_step, records)
-            await rt.sink.emit(zip(records, outcomes))
+    @rt.hot("objects", "objects", ready=rt.replica.caught_up.wait)  # never classify with a half-loaded model
+    async def objects(records: list[Record]) -> None:
+        INPUTS.labels("objects").inc(len(records))
+        with BATCH_SECONDS.labels("objects").time():
+            outcomes = await rt.run_split(objects_step, records)
+        await rt.sink.emit(zip(records, outcomes))
