@@ -35,6 +35,7 @@ REASONS = {
     "invalid_taxonomy": "a taxonomy is invalid",
     "vectorizer_error": "text could not be vectorized",
     "text_too_long": "a text to vectorize exceeds the vectorizer's max_text_chars",
+    "feedback_key_mismatch": "a feedback record is not keyed by its item_id",
     "internal_error": "an unexpected error while classifying (a bug: please report)",
 }
 

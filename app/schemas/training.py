@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 from pydantic_core import PydanticCustomError
 
+from app.schemas.feedback import FeedbackRule
 from app.schemas.media import THRESHOLD_KEYS, Option
 from app.schemas.taxonomy import Taxonomy
 from app.schemas.vectors import Vector
@@ -119,6 +120,8 @@ class ClassifierDef(BaseModel):
     vectorizer: Literal["none", "hashing", "minilm"] | None = Field(
         None, description="knn: embeds the text of objects and examples of the class (None: the service default)")
     media: MediaSettings | None = Field(None, description="type media: classify settings (defaults when absent)")
+    feedback: FeedbackRule | None = Field(
+        None, description="knn: learn reviewers' verdicts on items of the class as training examples (opt-in)")
 
     @model_validator(mode="after")
     def _check(self) -> "ClassifierDef":

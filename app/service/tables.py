@@ -31,6 +31,7 @@ TRAINING = "training"
 STORED_OBJECTS = "stored-objects"
 MEDIA_ASSEMBLY = "media-assembly"
 MEDIA_CACHE = "media-cache"
+FEEDBACK_VERDICTS = "feedback-verdicts"
 
 
 class Tables:
@@ -57,8 +58,11 @@ class Tables:
                                     **{"max.message.bytes": BIG})
         self.media_cache = table(MEDIA_CACHE, "media", "media results by content, taxonomy version and classifier "
                                  "settings", **{"max.message.bytes": BIG})
+        # b'<item id>' -> {"verdicts": [feedback...], "learned": {property: example}} (app/classify/feedback.py)
+        self.feedback_verdicts = table(FEEDBACK_VERDICTS, "feedback", "verdicts per item and the examples learned")
         self.by_name: dict[str, TableT] = {t.name: t for t in (self.training, self.stored_objects,
-                                                                     self.media_assembly, self.media_cache)}
+                                                                     self.media_assembly, self.media_cache,
+                                                                     self.feedback_verdicts)}
         # A table's writer and the sweeper take turns through these (the sweeper must not drop an
         # assembly while a media step that read it is in the pool).
         self.locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from app.classify.state import ModelState
-from app.service import sweeper, web
+from app.service import feedback_agent, sweeper, web
 from app.service.admin import bootstrap
 from app.service.agents import media, objects, training
 from app.service.faust_app import MAX_MESSAGE_BYTES, make_app, make_topics
@@ -34,6 +34,7 @@ def build(settings: Settings) -> Runtime:
                  ThreadPoolExecutor(settings.classify_threads, thread_name_prefix="classify"))
     for agent in (objects, training, media):
         agent.register(rt)
+    feedback_agent.register(rt)  # verdicts -> accuracy, learned examples (app/classify/feedback.py)
     web.register(rt)
     sweeper.register(rt)  # TTLs and retention of the tables (app/settings.py)
 
