@@ -11,7 +11,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from app.classify.state import ModelState
-from app.service import feedback_agent, sweeper, web
+from app.service import feedback_agent, sweeper, web, web_console
 from app.service.admin import bootstrap
 from app.service.agents import media, objects, training
 from app.service.faust_app import MAX_MESSAGE_BYTES, make_app, make_topics
@@ -36,6 +36,7 @@ def build(settings: Settings) -> Runtime:
         agent.register(rt)
     feedback_agent.register(rt)  # verdicts -> accuracy, learned examples (app/classify/feedback.py)
     web.register(rt)
+    web_console.register(rt)  # the console at /console and its feed (app/service/console_feed.py)
     sweeper.register(rt)  # TTLs and retention of the tables (app/settings.py)
 
     @app.task
