@@ -78,6 +78,10 @@ def login_page(message: str = "") -> str:
 class Console:
     def __init__(self, rt: Runtime, feed: ConsoleFeed):
         self.rt, self.feed = rt, feed
+        self.closing = False  # the web server is stopping: live streams end
+
+    async def on_shutdown(self, app: web.Application) -> None:
+        self.closing = True
 
     # -- login ----------------------------------------------------------------------------
     async def login_form(self, request: web.Request) -> web.Response:
@@ -175,15 +179,20 @@ class Console:
         self.feed.subscribers.add(q)
         try:
             await resp.write(b": connected\n\n")
-            while True:
+            idle = 0
+            # aiohttp does not cancel a handler whose client left, and waits for handlers when the
+            # worker stops: look at the connection (and the stop) every second.
+            while not self.closing and request.transport is not None and not request.transport.is_closing():
                 try:
-                    row = await asyncio.wait_for(q.get(), 15)
+                    row = await asyncio.wait_for(q.get(), 1.0)
                 except asyncio.TimeoutError:
-                    await resp.write(b": keep-alive\n\n")
+                    idle += 1
+                    if idle % 15 == 0:
+                        await resp.write(b": keep-alive\n\n")
                     continue
                 if matches(row, f):
                     await resp.write(b"data: " + orjson.dumps(row) + b"\n\n")
-        except (ConnectionResetError, asyncio.CancelledError):
+        except ConnectionResetError:
             pass
         finally:
             self.feed.subscribers.discard(q)
@@ -387,7 +396,9 @@ def register(rt: Runtime) -> ConsoleFeed | None:
         return None
     feed = ConsoleFeed(rt.settings)
     c = Console(rt, feed)
-    router = rt.app.web.web_app.router  # type: ignore[attr-defined]
+    web_app = rt.app.web.web_app  # type: ignore[attr-defined]
+    web_app.on_shutdown.append(c.on_shutdown)
+    router = web_app.router
     router.add_get("/console/login", c.login_form)
     router.add_post("/console/login", c.login)
     router.add_get("/console/logout", c.logout)

@@ -11,6 +11,7 @@ page, a good one re-published. Screenshots of each page go to var/screenshots/ (
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import time
 from pathlib import Path
@@ -73,7 +74,8 @@ async def test_console_in_a_browser(stack, browser):
     wait = WebDriverWait(browser, 20, poll_frequency=0.1)
 
     def text(css: str) -> str:
-        return browser.find_element(By.CSS_SELECTOR, css).get_attribute("textContent") or ""  # not CSS-transformed
+        # one script call: pages re-render (no stale element between find and read); textContent: not CSS-transformed
+        return browser.execute_script("const e = document.querySelector(arguments[0]); return e ? e.textContent : '';", css)
 
     def shot(name: str) -> None:
         browser.save_screenshot(str(SHOTS / f"{name}.png"))
@@ -151,6 +153,12 @@ async def test_console_in_a_browser(stack, browser):
     assert (text(cell + " .confirmed"), text(cell + " .precision")) == ("50", f"{expected['precision']:.4f}")
     shot("overview-accuracy")
 
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {KEY}"}) as http:
+        async with http.get(f"http://127.0.0.1:{w.web_port}/metrics") as r:
+            metrics = await r.text()
+    assert ('labelstream_feedback_precision{action="review",classifier="tone",version="tone@1"} '
+            f'{expected["precision"]}') in metrics
+
     # The trusted reviewer's confirm of r1 is a training example: the next near-identical object is toxic,
     # its nearest neighbour the learned example (traceable by id); a retraction removes it again.
     await stack.produce("objects", [sc.comment("near-after", sc.review_vector(1) + 1e-4)])
@@ -193,8 +201,28 @@ async def test_console_in_a_browser(stack, browser):
     fixed = await stack.collect("results", 1, timeout=30, where=lambda k, v: v.get("result_id") == "bad-1/tone")
     assert fixed and fixed[0][1]["labels"]["tone"] == "calm"
 
+    # A new taxonomy version: both versions are on the training topic, the models page diffs them.
+    v2 = {**sc.TAXONOMY, "version": 2, "classes": [sc.TAXONOMY["classes"][0],
+                                                   {**sc.TAXONOMY["classes"][1], "prompts": ["an insult", "a slur"],
+                                                    "prompt_vectors": [[0, 1, 0, 0], [0, 1, 0, 0]]}]}
+    await stack.produce("training", [("taxonomy:tone", v2)])
+    async with aiohttp.ClientSession(cookies={"labelstream_console_key": KEY}) as http:
+        deadline = time.monotonic() + 20
+        while True:
+            async with http.get(f"{base}/api/models") as r:
+                if (await r.json())["taxonomies"]["tone"]["versions"] == [1, 2] or time.monotonic() > deadline:
+                    break
+            await asyncio.sleep(0.2)
+        async with http.get(f"{base}/api/diff?name=tone&from=1&to=2") as r:
+            d = await r.json()
+    assert d["changed"] == {"toxic": {"prompts": {"added": ["a slur"], "removed": []}}} and d["added"] == []
+    browser.get(f"{base}/models")
+    wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "form.inline select[name=from] option"))
+    browser.find_element(By.CSS_SELECTOR, "form.inline button").click()
+    wait.until(lambda b: "a slur" in text("main pre"))
+
     # The other pages load, each in under a second, and bad input is refused with a 4xx and a message.
-    for page in ("models", "media", "jobs", "", "live", "review", "dead"):
+    for page in ("models", "media", "jobs", "", "live", "review", "dead"):  # screenshots: var/screenshots/
         browser.get(f"{base}/{page}".rstrip("/"))
         wait.until(lambda b: b.execute_script("return document.readyState") == "complete")
         ms = browser.execute_script("const t = performance.getEntriesByType('navigation')[0];"
