@@ -105,6 +105,7 @@ class Window:
     def __init__(self, max_results: int = 10_000, max_hits: int = 10_000, max_dead: int = 2_000):
         self._seq = itertools.count()
         self._results: OrderedDict[str, dict[str, Any]] = OrderedDict()  # result_id -> full result, oldest first
+        self._rows: dict[str, dict[str, Any]] = {}  # result_id -> its summary (made once: filters scan these)
         self._by_item: dict[str, list[str]] = {}
         self.max_results = max_results
         self._hits: OrderedDict[str, dict[str, Any]] = OrderedDict()  # "<item>|<taxonomy>" -> hit
@@ -121,15 +122,17 @@ class Window:
         rid = str(r.get("result_id"))
         self._results.pop(rid, None)
         self._results[rid] = r
+        row = self._rows[rid] = summary(r)
         self._by_item.setdefault(str(r.get("item_id")), []).append(rid)
         while len(self._results) > self.max_results:
             old_id, old = self._results.popitem(last=False)
+            self._rows.pop(old_id, None)
             ids = self._by_item.get(str(old.get("item_id")), [])
             if old_id in ids:
                 ids.remove(old_id)
             if not ids:
                 self._by_item.pop(str(old.get("item_id")), None)
-        return summary(r)
+        return row
 
     def add_hit(self, h: dict[str, Any]) -> None:
         self.counts["moderation"] += 1
@@ -159,8 +162,9 @@ class Window:
     def results(self, filters: dict[str, str] | None = None, limit: int = 200) -> list[dict[str, Any]]:
         """Newest first, filtered."""
         out = []
-        for r in reversed(self._results.values()):
-            s = summary(r)
+        rows = self._rows
+        for rid in reversed(self._results):
+            s = rows[rid]
             if matches(s, filters or {}):
                 out.append(s)
                 if len(out) >= limit:
