@@ -228,7 +228,7 @@ async def test_console_in_a_browser(stack, browser):
         ms = browser.execute_script("const t = performance.getEntriesByType('navigation')[0];"
                                     "return t.loadEventEnd - t.startTime;")
         assert ms < 1000, (page, ms)
-        shot(page or "overview-again")
+        shot(f"page-{page or 'overview'}")
     async with aiohttp.ClientSession(cookies={"labelstream_console_key": KEY}) as http:
         for path, body, status, words in [
             ("verdict", {"hit_id": "r2|tone", "verdict": "relabel"}, 400, "needs 'label'"),
