@@ -25,12 +25,21 @@ ZEROSHOT = {"record": "classifier", "name": "tone", "type": "zeroshot", "class":
             "classifyProperties": ["tone"], "taxonomies": ["tone"]}
 KNN = {"record": "classifier", "name": "tone-knn", "type": "knn", "class": "Comment", "classifyProperties": ["tone"],
        "settings": {"k": 1}, "feedback": {"learn": True, "min_agreeing": 2, "trusted_reviewers": ["lead"]}}
+MEDIA = {"record": "classifier", "name": "clip-tone", "type": "media", "taxonomies": ["tone"],
+         "media": {"include_clips": True, "output": "both"}}
 SEED = {"record": "example", "id": "seed-calm", "class": "Comment", "vector": E[0].tolist(), "labels": {"tone": "calm"}}
 
 
 def training() -> list[tuple[str, dict[str, Any]]]:
     return [("taxonomy:tone", TAXONOMY), ("classifier:tone", ZEROSHOT), ("classifier:tone-knn", KNN),
-            ("seed-calm", SEED)]
+            ("classifier:clip-tone", MEDIA), ("seed-calm", SEED)]
+
+
+def video(media_id: str) -> tuple[str, dict[str, Any]]:
+    """20 s: calm for 8 s, toxic for 8 s, calm again: one toxic clip in the middle."""
+    segs = [{"start": t, "end": t + 2, "option": "visual",
+             "vector": (E[1] if 8 <= t < 16 else E[0]).tolist()} for t in range(0, 20, 2)]
+    return media_id, {"media_id": media_id, "kind": "video", "duration": 20, "segments": segs}
 
 
 def review_vector(i: int) -> np.ndarray:

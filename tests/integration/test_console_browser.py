@@ -69,7 +69,7 @@ async def test_console_in_a_browser(stack, browser):
     SHOTS.mkdir(parents=True, exist_ok=True)
     w = stack.worker(LABELSTREAM_API_KEYS=KEY)
     await stack.produce("training", sc.training())
-    await stack.wait_ready(w, min_training=4)
+    await stack.wait_ready(w, min_training=5)
     base = f"http://127.0.0.1:{w.web_port}/console"
     wait = WebDriverWait(browser, 20, poll_frequency=0.1)
 
@@ -127,9 +127,7 @@ async def test_console_in_a_browser(stack, browser):
     shot("review")
     body = browser.find_element(By.TAG_NAME, "body")
     started = time.monotonic()
-    body.send_keys("x")
-    for _ in range(50):
-        body.send_keys("c")
+    body.send_keys("x" + "c" * 50)  # as fast as a person holding the key: each press takes the next item
     WebDriverWait(browser, 30, poll_frequency=0.1).until(lambda b: text("#qcount") == "0 open")
     cleared = time.monotonic() - started
 
@@ -220,6 +218,19 @@ async def test_console_in_a_browser(stack, browser):
     wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "form.inline select[name=from] option"))
     browser.find_element(By.CSS_SELECTOR, "form.inline button").click()
     wait.until(lambda b: "a slur" in text("main pre"))
+
+    # Media result: a video's per-class scores over time with its clip marked, and the per-frame table.
+    await stack.produce("media", [sc.video("v1")])
+    assert await stack.collect("results", 1, timeout=30, where=lambda k, v: v.get("result_id") == "v1/clip-tone")
+    browser.get(f"{base}/media?id=v1/clip-tone")
+    wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "svg.timeline polyline"))
+    clips = browser.execute_script("return [...document.querySelectorAll('main table')[0].querySelectorAll('tbody tr')]"
+                                   ".map(r => [...r.cells].slice(0, 3).map(c => c.textContent))")
+    assert sorted(clips) == [["calm", "0", "8"], ["calm", "16", "20"], ["toxic", "8", "16"]]
+    assert len(browser.find_elements(By.CSS_SELECTOR, "svg.timeline rect")) == 3
+    assert len(browser.find_elements(By.CSS_SELECTOR, "svg.timeline polyline")) == 2  # one line per class
+    assert len(browser.find_elements(By.CSS_SELECTOR, "main table")[1].find_elements(By.CSS_SELECTOR, "tbody tr")) == 10
+    shot("media")
 
     # The other pages load, each in under a second, and bad input is refused with a 4xx and a message.
     for page in ("models", "media", "jobs", "", "live", "review", "dead"):  # screenshots: var/screenshots/
