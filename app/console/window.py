@@ -49,6 +49,7 @@ def summary(r: dict[str, Any]) -> dict[str, Any]:
     return {"result_id": r.get("result_id"), "item_id": r.get("item_id"), "item_kind": r.get("item_kind", "object"),
             "class": r.get("class"), "classifier": r.get("classifier"), "method": r.get("method"),
             "labels": r.get("labels") or {}, "confidence": r.get("confidence") or {}, "action": action,
+            "taxonomies": [t.get("name") for t in r.get("taxonomies") or []],
             "versions": {**{t["name"]: t["version"] for t in r.get("taxonomies") or []},
                          **{f"index:{p}": v for p, v in (r.get("index_version") or {}).items()}},
             "event_time": r.get("event_time")}
@@ -104,7 +105,9 @@ class Window:
 
     def __init__(self, max_results: int = 10_000, max_hits: int = 10_000, max_dead: int = 2_000):
         self._seq = itertools.count()
-        self._results: OrderedDict[str, dict[str, Any]] = OrderedDict()  # result_id -> full result, oldest first
+        # result_id -> the result as JSON bytes, oldest first: a decoded result costs ~10x its JSON in
+        # memory (10,000 zero-shot results: ~97 MB as dicts, ~10 MB as bytes); decoded when asked for
+        self._results: OrderedDict[str, bytes] = OrderedDict()
         self._rows: dict[str, dict[str, Any]] = {}  # result_id -> its summary (made once: filters scan these)
         self._by_item: dict[str, list[str]] = {}
         self.max_results = max_results
@@ -117,16 +120,17 @@ class Window:
         self.counts: Counter[str] = Counter()  # records seen per topic family
 
     # -- writers (the feed) -------------------------------------------------------------
-    def add_result(self, r: dict[str, Any]) -> dict[str, Any]:
+    def add_result(self, r: dict[str, Any], raw: bytes | None = None) -> dict[str, Any]:
+        """Keep a result (``raw``: its JSON as read, else it is serialized); returns its summary."""
         self.counts["results"] += 1
         rid = str(r.get("result_id"))
         self._results.pop(rid, None)
-        self._results[rid] = r
+        self._results[rid] = raw if raw is not None else orjson.dumps(r)
         row = self._rows[rid] = summary(r)
         self._by_item.setdefault(str(r.get("item_id")), []).append(rid)
         while len(self._results) > self.max_results:
-            old_id, old = self._results.popitem(last=False)
-            self._rows.pop(old_id, None)
+            old_id, _ = self._results.popitem(last=False)
+            old = self._rows.pop(old_id)
             ids = self._by_item.get(str(old.get("item_id")), [])
             if old_id in ids:
                 ids.remove(old_id)
@@ -157,7 +161,8 @@ class Window:
 
     # -- readers (the views) ------------------------------------------------------------
     def result(self, result_id: str) -> dict[str, Any] | None:
-        return self._results.get(result_id)
+        raw = self._results.get(result_id)
+        return None if raw is None else orjson.loads(raw)
 
     def results(self, filters: dict[str, str] | None = None, limit: int = 200) -> list[dict[str, Any]]:
         """Newest first, filtered."""
@@ -171,13 +176,12 @@ class Window:
                     break
         return out
 
-    def result_for_hit(self, h: dict[str, Any]) -> dict[str, Any] | None:
+    def result_id_for_hit(self, h: dict[str, Any]) -> str | None:
         """The result that carried the hit: the item's result scored with the hit's taxonomy."""
         name = (h.get("taxonomy") or {}).get("name")
         for rid in reversed(self._by_item.get(str(h.get("item_id")), [])):
-            r = self._results.get(rid)
-            if r is not None and any(t.get("name") == name for t in r.get("taxonomies") or []):
-                return r
+            if name in self._rows[rid]["taxonomies"]:
+                return rid
         return None
 
     def hit(self, hit_id: str) -> dict[str, Any] | None:
@@ -188,16 +192,17 @@ class Window:
         """Open hits with one of ``actions``, oldest first (record time, then arrival), with their evidence."""
         open_hits = []
         for h in self._hits.values():
-            if h.get("action") not in actions:
-                continue
-            e = self._entry(h)
-            if e["result_id"] not in self._judged:
-                open_hits.append(e)
-        open_hits.sort(key=lambda e: ((e.get("source") or {}).get("timestamp") or 0, e["seq"]))
-        return open_hits[:limit]
+            if h.get("action") in actions and self._result_id(h) not in self._judged:
+                open_hits.append(h)
+        open_hits.sort(key=lambda h: ((h.get("source") or {}).get("timestamp") or 0, h["seq"]))
+        return [self._entry(h) for h in open_hits[:limit]]
+
+    def _result_id(self, h: dict[str, Any]) -> str:
+        return self.result_id_for_hit(h) or f"{h.get('item_id')}/?"
 
     def _entry(self, h: dict[str, Any]) -> dict[str, Any]:
-        r = self.result_for_hit(h)
+        rid = self.result_id_for_hit(h)
+        r = self.result(rid) if rid else None
         name = (h.get("taxonomy") or {}).get("name")
         return {**h, "result_id": r["result_id"] if r else f"{h.get('item_id')}/?",
                 "classifier": r.get("classifier") if r else None, "class": r.get("class") if r else None,

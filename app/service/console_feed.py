@@ -118,7 +118,7 @@ class ConsoleFeed:
         if not isinstance(doc, dict):
             return
         if topic == "results":
-            row = self.window.add_result(doc)
+            row = self.window.add_result(doc, value)
             for q in list(self.subscribers):
                 if q.qsize() < 1000:  # a slow page misses rows rather than growing memory
                     q.put_nowait(row)

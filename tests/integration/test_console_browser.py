@@ -116,6 +116,8 @@ async def test_console_in_a_browser(stack, browser):
     row = wait.until(lambda b: b.find_element(By.CSS_SELECTOR, 'tr[data-id="live-1/tone"]'))
     row.click()
     wait.until(lambda b: "live-1/tone" in text("#detail h3"))
+    browser.find_element(By.CSS_SELECTOR, "#detail form.verdict button[type=submit]").click()  # relabel, no label
+    wait.until(lambda b: "needs 'label'" in text("#msg"))
     shot("live")
 
     # Review queue: 51 items, cleared with the keyboard alone (a reject of the oldest, 50 confirms), oldest first.

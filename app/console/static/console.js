@@ -111,6 +111,16 @@ async function showResult(id) {
   for (const [t, heads] of Object.entries((r.detail || {}).heads || {})) {
     for (const [head, classes] of Object.entries(heads || {})) parts.push(h("p", { class: "muted" }, `${t} ${head}: ` + (Array.isArray(classes) ? classes.map((c) => `${c.class} ${fmt(c.score)}`).join(", ") : "")));
   }
+  for (const prop of Object.keys(r.labels || {})) {  // a verdict on any result, not only queued ones
+    const label = h("input", { placeholder: "right label", size: 12 });
+    const send = async (verdict) => {
+      const ok = await api("/console/api/verdict", { json: { result_id: r.result_id, property: prop, verdict, label: label.value.trim() } }).catch(() => null);
+      if (ok) msg(`${verdict} ${r.result_id} ${prop}`, true);
+    };
+    parts.push(h("form", { class: "inline verdict", onsubmit: (e) => { e.preventDefault(); send("relabel"); } }, `${prop}: `,
+      h("button", { type: "button", onclick: () => send("confirm") }, "confirm"), h("button", { type: "button", class: "secondary", onclick: () => send("reject") }, "reject"),
+      label, h("button", { type: "submit" }, "relabel")));
+  }
   if (r.method === "media") parts.push(h("p", {}, h("a", { href: `/console/media?id=${encodeURIComponent(r.result_id)}` }, "media timeline")));
   parts.push(h("pre", {}, JSON.stringify(r, null, 2)));
   panel.replaceChildren(...parts);
