@@ -331,7 +331,7 @@ async function jobs() {
     const rows = Array.isArray(data) ? data : (data.classifications || []);
     list.replaceChildren(table(["id", "class", "status", "progress", "succeeded", "failed"], rows.map((j) => {
       const m = j.meta || {}; const total = m.count || 0; const done = (m.countSucceeded || 0) + (m.countFailed || 0);
-      return h("tr", {}, h("td", {}, j.id), h("td", {}, j.class), h("td", {}, j.status),
+      return h("tr", {}, h("td", {}, j.id), h("td", {}, j.class), h("td", { class: "status" }, j.status, j.error ? h("div", { class: "muted" }, j.error) : ""),
         h("td", {}, h("div", { class: "bar" }, h("span", { style: `width:${total ? Math.round(100 * done / total) : (j.status === "completed" ? 100 : 0)}%` }))), h("td", {}, fmt(m.countSucceeded || 0)), h("td", {}, fmt(m.countFailed || 0)));
     })));
   };
