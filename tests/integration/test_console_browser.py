@@ -210,7 +210,8 @@ async def test_console_in_a_browser(stack, browser):
         deadline = time.monotonic() + 20
         while True:
             async with http.get(f"{base}/api/models") as r:
-                if (await r.json())["taxonomies"]["tone"]["versions"] == [1, 2] or time.monotonic() > deadline:
+                tone = (await r.json())["taxonomies"]["tone"]
+                if (tone["versions"], tone["current"]) == ([1, 2], 2) or time.monotonic() > deadline:
                     break
             await asyncio.sleep(0.2)
         async with http.get(f"{base}/api/diff?name=tone&from=1&to=2") as r:

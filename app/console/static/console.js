@@ -283,8 +283,10 @@ async function models() {
   out.push(h("h2", {}, "Taxonomies"));
   for (const [name, t] of Object.entries(data.taxonomies)) {
     const doc = t.document || {};
-    const from = h("select", { name: "from" }, t.versions.map((v) => h("option", { value: v }, v)));
-    const to = h("select", { name: "to" }, t.versions.map((v) => { const o = h("option", { value: v }, v); if (v === t.current) o.selected = true; return o; }));
+    // by default the two newest versions on the topic
+    const last = t.versions[t.versions.length - 1], prev = t.versions[Math.max(0, t.versions.length - 2)];
+    const from = h("select", { name: "from" }, t.versions.map((v) => { const o = h("option", { value: v }, v); if (v === prev) o.selected = true; return o; }));
+    const to = h("select", { name: "to" }, t.versions.map((v) => { const o = h("option", { value: v }, v); if (v === last) o.selected = true; return o; }));
     const res = h("pre", { hidden: true });
     const form = h("form", { class: "inline" }, h("label", {}, "from", from), h("label", {}, "to", to), h("button", { type: "submit" }, "Diff"));
     form.addEventListener("submit", async (e) => { e.preventDefault(); const d = await api(`/console/api/diff?name=${encodeURIComponent(name)}&from=${from.value}&to=${to.value}`); res.hidden = false; res.textContent = JSON.stringify(d, null, 2); });
