@@ -51,10 +51,11 @@ BENCH_ARGS ?=
 bench: install
 	$(BIN)/python bench/e2e.py $(BENCH_ARGS)
 
-## The pure cores without Kafka: kNN accuracy (Annoy vs exact) and zero-shot scoring.
+## The pure cores without Kafka: kNN accuracy (Annoy vs exact), zero-shot scoring, media on a 2-hour video.
 bench-core: install
 	$(BIN)/python bench/knn_accuracy.py
 	$(BIN)/python bench/zeroshot_throughput.py
+	$(BIN)/python bench/media_core.py
 
 topics: install
 	$(BIN)/labelstream topics export

@@ -77,6 +77,8 @@ class Settings(BaseSettings):
 
     # stored objects (the latest version of each object and its labels, for jobs over stored items)
     store_objects: bool = True
+    # the media store: every assembled media item, for classification on request (Twelve Labs classify)
+    store_media: bool = True
 
     # bounded state: table entries older than these (seconds; 0 = kept forever) are removed by the
     # sweeper (app/service/sweeper.py). Age counts from the entry's last write ("at" in its value).
@@ -85,8 +87,18 @@ class Settings(BaseSettings):
                                         "are dropped, with a media_incomplete dead letter")
     media_done_ttl: float = Field(86400.0, ge=0, description="done markers (they drop redelivered chunks)")
     media_cache_ttl: float = Field(86400.0, ge=0)
+    jobs_retention: float = Field(7 * 86400.0, ge=0, description="job records and their progress are removed "
+                                  "this long after the job started (0 = kept forever)")
+    job_chunk: int = Field(1000, ge=1, description="stored objects a job classifies per step and partition "
+                           "(progress is written after each step)")
+    media_store_retention: float = Field(7 * 86400.0, ge=0, description="stored media items (since last written)")
     sweep_interval: float = Field(10.0, gt=0, description="seconds between two sweeps of the tables")
     sweep_batch: int = Field(1000, ge=1, description="keys examined per table per sweep (work on the event loop)")
+
+    # media on request (/v1.2/classify, /api/v2/task): page tokens and a per-key rate limit
+    classify_page_ttl: float = Field(3600.0, gt=0, description="seconds a classify page token stays valid")
+    classify_rate_limit: int = Field(0, ge=0, description="classify requests per minute per API key (0: no limit)")
+    classify_max_videos: int = Field(10_000, ge=1, description="videos one classify request may score")
 
     # kNN index
     knn_exact_threshold: int = 2_000

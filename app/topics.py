@@ -17,6 +17,7 @@ from typing import Callable
 
 from app.schemas.deadletter import DeadLetter
 from app.schemas.feedback import Feedback
+from app.schemas.jobs import JobRequest
 from app.schemas.media import MediaEvent
 from app.schemas.objects import ObjectEvent
 from app.schemas.results import ModerationHit, Result
@@ -55,6 +56,9 @@ SPECS = [
               MediaEvent.model_json_schema, {"max.message.bytes": BIG}),
     TopicSpec("training", "labeled examples, classifiers and taxonomies; live model updates", 8, "compact",
               "example id | classifier:<name> | taxonomy:<name>; a null value deletes", training_json_schema),
+    TopicSpec("jobs", "classification jobs to start: Weaviate's POST /v1/classifications body plus 'scope' "
+              "(also what the REST API publishes)", 8, "delete", "job id (a UUID; else one is derived from the "
+              "record's position)", lambda: JobRequest.model_json_schema(by_alias=True)),
     TopicSpec("results", "one result per (item, classifier)", 8, "delete", "item id (object id or media_id)",
               lambda: Result.model_json_schema(by_alias=True), {"max.message.bytes": BIG}),
     TopicSpec("moderation", "policy hits: items a moderation rule acted on", 8, "delete", "item id",

@@ -177,18 +177,10 @@ class Computed:
     cache_writes: dict[bytes, bytes] = field(default_factory=dict)
 
 
-def prepare(state: ModelState, media: Media) -> Job:
-    """Pack segments, choose classifiers, build their classes and cache keys. Raises ``Rejected``."""
-    limit = state.settings.max_vector_dim
-    for i, s in enumerate(media.segments):
-        if s.get("vector") is not None and len(s["vector"]) > limit:
-            raise Rejected("vector_too_large", f"segment vector has {len(s['vector'])} dimensions, "
-                           f"the limit is {limit}", f"segments.{i}.vector")
-    try:
-        arrays = SegmentArrays.from_segments(media.segments)
-    except ValueError as e:
-        raise Rejected("vector_dimension_mismatch", str(e), "segments") from None
-    content = content_hash(arrays)
+def prepare(state: ModelState, media: Media, packed: tuple[SegmentArrays, str] | None = None) -> Job:
+    """Pack segments (unless ``packed``, from :func:`pack`), choose classifiers, build their classes
+    and cache keys. Raises ``Rejected``."""
+    arrays, content = packed or pack(state, media)
     snap = state.snapshot()
     runs = []
     for c in classifiers_for(snap, media):
@@ -202,6 +194,20 @@ def prepare(state: ModelState, media: Media) -> Job:
                            f"taxonomy {name!r} has dimension {tax.dim}, the segment vectors {arrays.dim}", "segments")
         runs.append(Run(c, tax, media_classes(c, tax), cache_key(content, media, c, tax)))
     return Job(media, arrays, content, runs)
+
+
+def pack(state: ModelState, media: Media) -> tuple[SegmentArrays, str]:
+    """The item's segments as arrays and their content hash; ``Rejected`` when the item itself is bad."""
+    limit = state.settings.max_vector_dim
+    for i, s in enumerate(media.segments):
+        if s.get("vector") is not None and len(s["vector"]) > limit:
+            raise Rejected("vector_too_large", f"segment vector has {len(s['vector'])} dimensions, "
+                           f"the limit is {limit}", f"segments.{i}.vector")
+    try:
+        arrays = SegmentArrays.from_segments(media.segments)
+    except ValueError as e:
+        raise Rejected("vector_dimension_mismatch", str(e), "segments") from None
+    return arrays, content_hash(arrays)
 
 
 def media_settings(c: Classifier) -> MediaSettings:

@@ -12,13 +12,18 @@ dead letter), while a chunk that is stored and waits yields only its table write
 durable output). A chunk that is bad on its own (schema, ``too_many_segments``,
 ``media_key_mismatch``) is dead-lettered by itself and its item waits for a good copy; a chunk
 that makes the item impossible (``chunks_inconsistent``, ``media_too_large``) dead-letters and
-discards it. Once a complete item has its output, its chunks are dropped behind a done marker,
+discards it. A complete item is also kept in the media store (``app/classify/mediastore.py``)
+for classification on request (without a standing classifier, an item of an index declared on
+the training topic yields only that write; of any other index, a ``no_media_classifier`` dead
+letter as well); a tombstone (null value, keyed by media_id) removes it and yields
+only that deletion. Once a complete item has its output, its chunks are dropped behind a done marker,
 so a redelivered chunk of an item already classified yields nothing.
 """
 
 from __future__ import annotations
 
 from app.classify import media as engine
+from app.classify import mediastore
 from app.classify.assembly import Read, add_chunk
 from app.classify.codec import Rejected, decode, internal_error
 from app.classify.expiry import now_ms
@@ -36,6 +41,9 @@ def media_step(state: ModelState, record: Record, read_assembly: Read, read_cach
     settings = state.settings
     now = now_ms() if now is None else now
     complete = None
+    stored: list[TableWrite] = []
+    if record.value is None and record.key:  # a tombstone: the item leaves the media store
+        return Outcome(writes=mediastore.delete_writes(record.key, record.source.partition, partitions))
     try:
         ev = decode(record.value, MediaEvent, settings.max_payload_bytes)
         if len(ev.segments) > settings.max_segments:
@@ -52,14 +60,21 @@ def media_step(state: ModelState, record: Record, read_assembly: Read, read_cach
                 return Outcome(writes=step.writes)
             complete = step.complete
             item = engine.assemble(complete.values, record.source)
-        job = engine.prepare(state, item)
+        packed = engine.pack(state, item)  # a bad item is dead-lettered and not stored
+        if settings.store_media:
+            stored = mediastore.store_writes(item, partitions=partitions, now=now)
+        job = engine.prepare(state, item, packed)
         computed = engine.classify(job, {k: read_cache(k) for k in job.cache_keys}, now)
         out = Outcome(results=computed.results, encoded=computed.encoded, encoded_hits=[],
                       writes=[TableWrite(CACHE, k, v) for k, v in computed.cache_writes.items()])
     except Rejected as r:
-        out = Outcome.reject(r)
+        # media of an index published on the training topic (``index:<id>``) is classified on request:
+        # stored, it needs no standing classifier (the store write is its durable output)
+        on_request = r.reason == "no_media_classifier" and stored and item.index_id in state.snapshot().indexes
+        out = Outcome() if on_request else Outcome.reject(r)
     except Exception as e:  # noqa: BLE001 - errors are data: a bad record must never stop the agent
         out = Outcome.reject(internal_error(e))
+    out.writes[:0] = stored  # stored whether or not a standing classifier applies: it may be asked later
     if complete is not None:  # after the output: a crash before this re-assembles on redelivery
         out.writes.extend(complete.close())
     return out

@@ -87,8 +87,15 @@ def objects_step(state: ModelState, records: Sequence[Record], snap: Snapshot | 
     return outcomes
 
 
-def classify_objects(state: ModelState, items: list[Item], snap: Snapshot | None = None) -> list[Outcome]:
+Pick = Callable[[Snapshot, Item], list[Classifier]]
+
+
+def classify_objects(state: ModelState, items: list[Item], snap: Snapshot | None = None,
+                     pick: Pick | None = None) -> list[Outcome]:
+    """One outcome per item; ``pick`` chooses each item's classifiers (default: the standing
+    classifiers of its class whose sourceWhere matches; a job passes its own)."""
     snap = snap or state.snapshot()
+    pick = pick or _classifiers_for
     outcomes = [Outcome() for _ in items]
     plan: dict[tuple[str, str, int], list[int]] = {}  # (classifier, space, dim) -> rows
     by_name: dict[str, Classifier] = {}
@@ -96,9 +103,9 @@ def classify_objects(state: ModelState, items: list[Item], snap: Snapshot | None
     chosen_of: list[list[tuple[Classifier, str]]] = [[] for _ in items]
     for i, item in enumerate(items):
         try:
-            chosen = _classifiers_for(snap, item)
+            chosen = pick(snap, item)
             if not chosen:
-                outcomes[i].results.append(_skipped(item))
+                outcomes[i].results.append(_skipped(item, snap))
             for c in chosen:
                 space = "" if item.event.vector is not None else _space(state, snap, c)
                 chosen_of[i].append((c, space))
@@ -220,7 +227,10 @@ def _classifiers_for(snap: Snapshot, item: Item) -> list[Classifier]:
     cls = item.event.class_
     candidates = snap.classifiers_by_class.get(cls)
     if not candidates:
-        raise Rejected("unknown_class", f"no classifier is defined for class {cls!r}", "class")
+        if cls in snap.classes:  # declared: stored for jobs, answered by a skipped result
+            return []
+        raise Rejected("unknown_class", f"no classifier is defined for class {cls!r} and the class is not "
+                       "declared (a 'class:<name>' training record)", "class")
     return [c for c in candidates if c.spec.type in METHODS and c.applies_to(item.event.properties)]
 
 
@@ -246,10 +256,12 @@ def _base(item: Item, c: Classifier) -> dict:
                 class_=item.event.class_, classifier=c.name, method=c.spec.type, event_time=ts, source=item.source)
 
 
-def _skipped(item: Item) -> Result:
-    """Classifiers exist for the class but every sourceWhere left the object out."""
+def _skipped(item: Item, snap: Snapshot) -> Result:
+    """Every sourceWhere left the object out, or its class is declared without a classifier."""
+    why = ("no classifier's sourceWhere matched the object" if snap.classifiers_by_class.get(item.event.class_)
+           else f"class {item.event.class_!r} is declared but has no classifier: the object is stored for jobs")
     return Result(result_id=f"{item.event.id}/-", item_id=item.event.id, class_=item.event.class_, classifier="",
-                  method="knn", labels={}, detail={"skipped": "no classifier's sourceWhere matched the object"},
+                  method="knn", labels={}, detail={"skipped": why},
                   event_time=item.source.timestamp, source=item.source)
 
 

@@ -13,9 +13,10 @@ import hashlib
 import logging
 import threading
 from collections import Counter, OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Union
 
+import numpy as np
 import orjson
 
 from app.core.filters import FilterLimits, Predicate, compile_where
@@ -23,8 +24,10 @@ from app.core.taxonomy import CompiledTaxonomy
 from app.core.vectorizers import Vectorizer, get_vectorizer
 from app.index.knn import KnnIndexes
 from app.index.manager import Example as IndexExample
-from app.schemas.training import (CLASSIFIER_PREFIX, TAXONOMY_PREFIX, ClassifierDef, Example,
-                                  TaxonomyRecord, parse_training)
+from app.schemas.jobs import CLASS_PREFIX, ClassDecl
+from app.schemas.training import (CLASSIFIER_PREFIX, INDEX_PREFIX, PROMPT_PREFIX, TAXONOMY_PREFIX, AnyRecord,
+                                  ClassifierDef, Example, IndexRecord, PromptVector, TaxonomyRecord,
+                                  parse_training)
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -105,6 +108,9 @@ class CompileCache:
 class Snapshot:
     classifiers_by_class: dict[str, tuple[Classifier, ...]]
     taxonomies: dict[str, CompiledTaxonomy]
+    #: declared classes (``class:<name>`` training records): their objects are stored for jobs
+    classes: dict[str, ClassDecl] = field(default_factory=dict)
+    indexes: dict[str, IndexRecord] = field(default_factory=dict)  # media indexes: their prompt spaces
 
 
 class ModelState:
@@ -114,6 +120,11 @@ class ModelState:
         self._lock = threading.Lock()  # serialises writers; readers take snapshots
         self._classifiers: dict[str, Classifier] = {}
         self._taxonomies: dict[str, CompiledTaxonomy] = {}
+        self._classes: dict[str, ClassDecl] = {}
+        self._indexes: dict[str, IndexRecord] = {}
+        # (index, option, prompt) -> unit float32 vector: precomputed prompt vectors, many (not copied
+        # per write like the maps above); a request reads each one once through prompt_vector()
+        self._prompt_vectors: dict[tuple[str, str, str], np.ndarray] = {}
         self._snapshot = Snapshot({}, {})
         self._vectorizers: dict[str, Vectorizer] = {}
         self._taxonomy_docs: dict[str, bytes] = {}
@@ -151,6 +162,10 @@ class ModelState:
         with self._lock:
             self._unapplied[example_id] = (class_name, dim)
 
+    def prompt_vector(self, index_id: str, option: str, prompt: str) -> np.ndarray | None:
+        """A precomputed prompt vector (``prompt_vector`` records), or None."""
+        return self._prompt_vectors.get((index_id, option, prompt))
+
     def taxonomy_doc(self, key: str) -> bytes | None:
         """The stored record of ``taxonomy:<name>`` (to refuse version regressions)."""
         return self._taxonomy_docs.get(key)
@@ -183,17 +198,35 @@ class ModelState:
         return False
 
     def _delete(self, key: str) -> None:
-        if key.startswith(CLASSIFIER_PREFIX):
+        if key.startswith(CLASS_PREFIX):
+            self._classes = {k: v for k, v in self._classes.items() if k != key[len(CLASS_PREFIX):]}
+        elif key.startswith(CLASSIFIER_PREFIX):
             self._classifiers = {k: v for k, v in self._classifiers.items() if k != key[len(CLASSIFIER_PREFIX):]}
         elif key.startswith(TAXONOMY_PREFIX):
             self._taxonomy_docs.pop(key, None)
             self._taxonomies = {k: v for k, v in self._taxonomies.items() if k != key[len(TAXONOMY_PREFIX):]}
+        elif key.startswith(INDEX_PREFIX):
+            self._indexes = {k: v for k, v in self._indexes.items() if k != key[len(INDEX_PREFIX):]}
+        elif key.startswith(PROMPT_PREFIX):
+            try:
+                index_id, option, prompt = orjson.loads(key[len(PROMPT_PREFIX):])
+            except (orjson.JSONDecodeError, ValueError, TypeError):
+                return
+            self._prompt_vectors.pop((index_id, option, prompt), None)
         else:
             self.indexes.delete(key)
             self._forget_space(key)
 
-    def _upsert(self, rec: Example | ClassifierDef | TaxonomyRecord) -> None:
-        if isinstance(rec, Example):
+    def _upsert(self, rec: AnyRecord | ClassDecl) -> None:
+        if isinstance(rec, ClassDecl):
+            self._classes = {**self._classes, rec.class_: rec}
+        elif isinstance(rec, IndexRecord):
+            self._indexes = {**self._indexes, rec.id: rec}
+        elif isinstance(rec, PromptVector):
+            assert rec.vector is not None
+            v = np.asarray(rec.vector, np.float32)
+            self._prompt_vectors[(rec.index_id, rec.option, rec.prompt)] = v / max(float(np.linalg.norm(v)), 1e-12)
+        elif isinstance(rec, Example):
             assert rec.vector is not None, "stored examples always carry their vector (validation embeds text)"
             self.indexes.upsert(IndexExample(rec.id, rec.class_, rec.vector, rec.properties, rec.labels))
             self._forget_space(rec.id)
@@ -217,7 +250,8 @@ class ModelState:
         by_class: dict[str, list[Classifier]] = {}
         for c in sorted(self._classifiers.values(), key=lambda c: c.name):
             by_class.setdefault(c.spec.class_, []).append(c)
-        self._snapshot = Snapshot({k: tuple(v) for k, v in by_class.items()}, dict(self._taxonomies))
+        self._snapshot = Snapshot({k: tuple(v) for k, v in by_class.items()}, dict(self._taxonomies),
+                                  dict(self._classes), self._indexes)
 
     def close(self) -> None:
         self.indexes.close()

@@ -18,8 +18,10 @@ from pydantic import ValidationError
 from app.classify.codec import Rejected, check_depth, from_validation_error, internal_error, load_json
 from app.classify.outcome import Outcome, Record, TableWrite
 from app.core.filters import FilterError, compile_where
-from app.schemas.training import (CLASSIFIER_PREFIX, TAXONOMY_PREFIX, ClassifierDef, Example,
-                                  TaxonomyRecord, parse_training, record_key)
+from app.schemas.jobs import CLASS_PREFIX, ClassDecl
+from app.schemas.training import (CLASSIFIER_PREFIX, INDEX_PREFIX, TAXONOMY_PREFIX, ClassifierDef, Example,
+                                  IndexRecord, PromptVector, TaxonomyRecord, parse_training, prompt_key,
+                                  record_key)
 from app.schemas.vectors import encode_vector
 from app.classify.state import Classifier, ModelState, filter_limits, fingerprint
 
@@ -90,7 +92,38 @@ def validate(key: bytes | None, value: bytes | None, state: ModelState, current:
         return rec.id, _example(rec, state, view or BatchView(state))
     if isinstance(rec, ClassifierDef):
         return record_key(rec), _classifier(rec, state)
+    if isinstance(rec, ClassDecl):
+        return record_key(rec), _class(rec)
+    if isinstance(rec, IndexRecord):
+        return record_key(rec), _index(rec)
+    if isinstance(rec, PromptVector):
+        return record_key(rec), _prompt_vector(rec, state, current)
     return record_key(rec), _taxonomy(rec, state, current)
+
+
+def _index(rec: IndexRecord) -> bytes:
+    for option, space in rec.options.items():
+        if space.vectorizer == "minilm" and space.dim not in (None, 384):
+            raise Rejected("schema_violation", f"option {option}: minilm vectors have 384 dimensions, not {space.dim}",
+                           f"options.{option}.dim")
+    return orjson.dumps(rec.model_dump(mode="json", exclude={"op"}, exclude_none=True), option=orjson.OPT_SORT_KEYS)
+
+
+def _prompt_vector(rec: PromptVector, state: ModelState, current: Current) -> bytes:
+    """A prompt vector whose index declares the option's space precomputed with a ``dim`` must
+    have that size (an index published later is checked against its vectors on request)."""
+    assert rec.vector is not None
+    if rec.vector.size > state.settings.max_vector_dim:
+        raise Rejected("vector_too_large", f"vector has {rec.vector.size} dimensions, the limit is "
+                       f"{state.settings.max_vector_dim}", "vector")
+    index = current(INDEX_PREFIX + rec.index_id)
+    space = orjson.loads(index)["options"].get(rec.option) if index is not None else None
+    if space is not None and space.get("dim") and space["dim"] != rec.vector.size:
+        raise Rejected("vector_dimension_mismatch", f"index {rec.index_id!r} option {rec.option}: precomputed "
+                       f"prompt vectors have {space['dim']} dimensions, this one {rec.vector.size}", "vector")
+    doc = rec.model_dump(mode="json", exclude={"op", "vector"})
+    doc["vector"] = encode_vector(rec.vector)
+    return orjson.dumps(doc)
 
 
 def _schema_rejection(err: ValidationError) -> Rejected:
@@ -102,11 +135,28 @@ def _schema_rejection(err: ValidationError) -> Rejected:
 
 
 def _delete_key(data: dict) -> str:
-    kind, ident = data.get("record"), data.get("id") or data.get("name")
-    if kind not in ("example", "classifier", "taxonomy") or not isinstance(ident, str) or not ident:
-        raise Rejected("schema_violation", "a delete needs 'record' (example|classifier|taxonomy) and its id or name",
-                       "record" if kind is None else "id")
-    return {"example": "", "classifier": CLASSIFIER_PREFIX, "taxonomy": TAXONOMY_PREFIX}[kind] + ident
+    kind = data.get("record")
+    ident = data.get("class") if kind == "class" else data.get("id") or data.get("name")
+    if kind == "prompt_vector":
+        parts = [data.get("index_id"), data.get("option"), data.get("prompt")]
+        if not all(isinstance(p, str) and p for p in parts):
+            raise Rejected("schema_violation", "a prompt_vector delete needs index_id, option and prompt", "prompt")
+        return prompt_key(str(parts[0]), str(parts[1]), str(parts[2]))
+    if kind == "index" and isinstance(ident, str) and ident:
+        return INDEX_PREFIX + ident
+    if kind not in ("example", "classifier", "taxonomy", "class") or not isinstance(ident, str) or not ident:
+        raise Rejected("schema_violation", "a delete needs 'record' (example|classifier|taxonomy|class|index|"
+                       "prompt_vector) and its id or name ('class' for a class)", "record" if kind is None else "id")
+    return {"example": "", "classifier": CLASSIFIER_PREFIX, "taxonomy": TAXONOMY_PREFIX,
+            "class": CLASS_PREFIX}[kind] + ident
+
+
+def _class(rec: ClassDecl) -> bytes:
+    names = [p.name for p in rec.properties]
+    dup = next((n for n in names if names.count(n) > 1), None)
+    if dup is not None:
+        raise Rejected("schema_violation", f"properties: property {dup!r} is declared twice", "properties")
+    return orjson.dumps(rec.model_dump(mode="json", by_alias=True, exclude={"op"}, exclude_none=True))
 
 
 def _example(rec: Example, state: ModelState, view: BatchView) -> bytes:

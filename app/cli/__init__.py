@@ -1,7 +1,7 @@
 """The ``labelstream`` command: worker, local Kafka, topic catalog, demo, produce, push, tail and jobs.
 
-Commands live here (operations) and in ``publish.py`` (files to topics) and ``jobs.py``
-(classification jobs over HTTP); ``common.py`` holds what they share.
+Commands live here (operations) and in ``publish.py`` (files to topics), ``jobs.py``
+(classification jobs over HTTP) and ``media.py`` (media items, Twelve Labs classify); ``common.py`` holds what they share.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import typer
 
-from app.cli import jobs, publish
+from app.cli import jobs, media, publish
 from app.cli.common import fail
 from app.devtools import localcluster, localkafka
 
@@ -144,6 +144,7 @@ def tail(
 
 publish.register(cli)  # after the commands above: --help lists operations first
 jobs.register(cli)
+media.register(cli)
 
 
 def main() -> None:

@@ -33,6 +33,7 @@ REASONS = {
     "filter_too_complex": "a where-filter exceeds a limit (nesting depth, operands, nodes, Like pattern length)",
     "invalid_classifier": "a classifier definition is invalid",
     "invalid_taxonomy": "a taxonomy is invalid",
+    "invalid_job": "a classification job breaks one of Weaviate's rules (detail: Weaviate's message)",
     "vectorizer_error": "text could not be vectorized",
     "text_too_long": "a text to vectorize exceeds the vectorizer's max_text_chars",
     "feedback_key_mismatch": "a feedback record is not keyed by its item_id",

@@ -5,6 +5,11 @@ Keys decide what compaction keeps and what a tombstone (null value) deletes:
 - ``<example id>``            a labeled example (``record: "example"``)
 - ``classifier:<name>``       a standing classifier (``record: "classifier"``)
 - ``taxonomy:<name>``         a prompt taxonomy (``record: "taxonomy"``); the latest version wins
+- ``class:<name>``            a class declaration, Weaviate's class shape (``record: "class"``,
+                              ``app/schemas/jobs.py``): its objects are stored for jobs
+- ``index:<id>``              a media index's prompt spaces (``record: "index"``): per option, how
+                              a prompt's text becomes a vector (``app/classify/prompts.py``)
+- ``prompt:[<index>, <option>, <prompt>]`` a precomputed prompt vector (``record: "prompt_vector"``)
 
 An explicit ``{"record": ..., "op": "delete"}`` deletes too.
 
@@ -18,10 +23,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 from pydantic_core import PydanticCustomError
 
 from app.schemas.feedback import FeedbackRule
+from app.schemas.jobs import CLASS_PREFIX, ClassDecl
 from app.schemas.media import THRESHOLD_KEYS, Option
 from app.schemas.taxonomy import Taxonomy
 from app.schemas.vectors import Vector
@@ -29,6 +36,8 @@ from app.schemas.vectors import Vector
 _ALL_OPTIONS: tuple[Option, ...] = ("visual", "conversation", "text_in_video")
 CLASSIFIER_PREFIX = "classifier:"
 TAXONOMY_PREFIX = "taxonomy:"
+INDEX_PREFIX = "index:"
+PROMPT_PREFIX = "prompt:"
 
 
 class Example(BaseModel):
@@ -155,24 +164,82 @@ class ClassifierDef(BaseModel):
         return self
 
 
+class OptionSpace(BaseModel):
+    """How prompt text becomes a vector in one option's space: a shipped vectorizer, or
+    ``precomputed`` (the producer publishes ``prompt_vector`` records in the space of its media
+    embeddings). ``dim``: the hashing width (default 384), or the precomputed vectors' size."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    vectorizer: Literal["minilm", "hashing", "precomputed"]
+    dim: int | None = Field(None, ge=1, le=65536)
+
+
+class IndexRecord(BaseModel):
+    """A media index: per option (visual, conversation, text_in_video), its prompt space."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    record: Literal["index"] = "index"
+    op: Literal["upsert", "delete"] = "upsert"
+    id: str = Field(min_length=1, max_length=256)
+    options: dict[Option, OptionSpace] = Field(min_length=1)
+
+
+class PromptVector(BaseModel):
+    """A prompt's vector in a precomputed option space of an index."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    record: Literal["prompt_vector"] = "prompt_vector"
+    op: Literal["upsert", "delete"] = "upsert"
+    index_id: str = Field(min_length=1, max_length=256)
+    option: Option
+    prompt: str = Field(min_length=1, max_length=10_000)
+    vector: Vector | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "PromptVector":
+        if self.op == "upsert" and self.vector is None:
+            raise PydanticCustomError("vector_missing", "a prompt_vector record needs its vector")
+        return self
+
+
+def prompt_key(index_id: str, option: str, prompt: str) -> str:
+    """``prompt:["idx","visual","a dog"]`` (JSON: an index id or prompt may hold any character).
+
+    >>> print(prompt_key("idx", "visual", 'a "dog"'))
+    prompt:["idx","visual","a \\"dog\\""]
+    """
+    return PROMPT_PREFIX + orjson.dumps([index_id, option, prompt]).decode()
+
+
 class TaxonomyRecord(Taxonomy):
     record: Literal["taxonomy"] = "taxonomy"
     op: Literal["upsert", "delete"] = "upsert"
 
 
-TrainingRecord = Annotated[Union[Example, ClassifierDef, TaxonomyRecord], Field(discriminator="record")]
-_adapter: TypeAdapter[Example | ClassifierDef | TaxonomyRecord] = TypeAdapter(TrainingRecord)
+AnyRecord = Example | ClassifierDef | TaxonomyRecord | IndexRecord | PromptVector | ClassDecl
+TrainingRecord = Annotated[Union[Example, ClassifierDef, TaxonomyRecord, IndexRecord, PromptVector, ClassDecl],
+                           Field(discriminator="record")]
+_adapter: TypeAdapter[AnyRecord] = TypeAdapter(TrainingRecord)
 
 
-def parse_training(data: Any) -> Example | ClassifierDef | TaxonomyRecord:
+def parse_training(data: Any) -> AnyRecord:
     return _adapter.validate_python(data)
 
 
-def record_key(rec: Example | ClassifierDef | TaxonomyRecord) -> str:
+def record_key(rec: AnyRecord) -> str:
     if isinstance(rec, Example):
         return rec.id
     if isinstance(rec, ClassifierDef):
         return CLASSIFIER_PREFIX + rec.name
+    if isinstance(rec, ClassDecl):
+        return CLASS_PREFIX + rec.class_
+    if isinstance(rec, IndexRecord):
+        return INDEX_PREFIX + rec.id
+    if isinstance(rec, PromptVector):
+        return prompt_key(rec.index_id, rec.option, rec.prompt)
     return TAXONOMY_PREFIX + rec.name
 
 

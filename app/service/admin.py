@@ -28,7 +28,8 @@ def bootstrap(broker_url: str) -> str:
 
 
 async def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
-    """Create missing catalog topics; returns the names created."""
+    """Create missing catalog topics and table changelogs (``tables.changelog_topics``); returns the names created."""
+    from app.service.tables import changelog_topics  # noqa: PLC0415 - tables imports Faust; only a worker needs it
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap(settings.broker), request_timeout_ms=10_000)
     quiet = logging.getLogger("aiokafka")
     level, quiet.level = quiet.level, logging.CRITICAL  # our one-line error says it all
@@ -53,7 +54,8 @@ async def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
             )
             for spec in CATALOG.values()
             if settings.topic(spec.name) not in existing
-        ]
+        ] + [NewTopic(name, partitions, settings.replication_factor, topic_configs=configs)
+             for name, partitions, configs in changelog_topics(settings) if name not in existing]
         if new:
             try:
                 await admin.create_topics(new)

@@ -37,7 +37,7 @@ from app.service.admin import bootstrap
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
-INPUTS = ("objects", "media", "training", "feedback")
+INPUTS = ("objects", "media", "training", "feedback", "jobs")
 OUTPUTS = ("results", "moderation", "deadletter")
 TAILED = ("results", "moderation", "deadletter", "feedback", "training")
 

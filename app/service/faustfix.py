@@ -55,11 +55,13 @@ And Faust's ``_new_offset`` committed past them anyway: its head check (``min(ac
 committed > 1``) is skipped when there is no committed offset, or it is 0, and lets one missing
 record at the head through otherwise. Found by ``bench/e2e.py`` (a worker started on a backlog
 of 10,000 events answered 5,903-9,824 of them, every input offset committed); pinned by
-``tests/integration/test_fresh_group_backlog.py``. The fix: where the first range a worker
-fetched of a partition began (the ``auto_offset_reset`` position, known exactly in the same
-``getall`` as the holes) is remembered as that partition's start; while the group has not
-committed the partition, every seek to the committed offsets seeks it back to that start; and a commit is refused while the lowest acked (or known hole) offset is above
-the committed offset, or above the start when nothing is committed. A hole is still known
+``tests/integration/test_fresh_group_backlog.py``. The fix: the queue clear notes the lowest offset it throws
+away per partition, and the seek after it moves a partition the group has not committed back
+there (only then: records the stream took before the clear are processed and acked as usual,
+so nothing is redone when nothing was lost); where the first range a worker fetched of a
+partition began (the ``auto_offset_reset`` position, known exactly in the same ``getall`` as
+the holes) is remembered as its start; and a commit is refused while the lowest acked (or known
+hole) offset is above the committed offset, or above the start when nothing is committed. A hole is still known
 exactly (fix 3), so a partition never waits on an offset that will not come.
 
 ``apply()`` is idempotent and is called by ``app.service.faust_app.make_app`` before the app is created. It
@@ -167,12 +169,33 @@ def _reseek_after(recover):
     return recover_then_reseek
 
 
+def _noting_cleared(clear):
+    """``FlowControlEvent.clear`` that notes, per partition, the lowest offset it throws away (fix 4)."""
+
+    def clear_noting_offsets(self) -> None:
+        cleared = self.__dict__.setdefault("_labelstream_cleared", {})
+        for queue in list(self._queues):  # noqa: SLF001
+            for item in list(getattr(queue, "_queue", ())):
+                message = getattr(item, "message", None)
+                if message is not None and message.offset < cleared.get(message.tp, message.offset + 1):
+                    cleared[message.tp] = message.offset
+        clear(self)
+
+    clear_noting_offsets.__wrapped__ = clear
+    return clear_noting_offsets
+
+
 async def _seek_fresh_partitions(consumer: Any) -> None:
-    """Seek each assigned stream partition the group never committed back to where this worker began it (fix 4)."""
-    starts = consumer._labelstream_starts  # noqa: SLF001
+    """Seek each assigned stream partition the group never committed back to the first record a queue
+    clear threw away (fix 4). Only those: what was taken by the stream before the clear is processed
+    and acked as usual, so nothing is redone unless something was thrown away."""
+    cleared = getattr(consumer.app.flow_control, "_labelstream_cleared", None)
+    if not cleared:
+        return
+    committed = consumer._committed_offset  # noqa: SLF001
     for tp in consumer.assignment():
-        if tp in starts and consumer._committed_offset[tp] is None and not consumer._is_changelog_tp(tp):  # noqa: SLF001
-            await consumer.seek(tp, starts[tp])
+        if tp in cleared and committed[tp] is None and not consumer._is_changelog_tp(tp):  # noqa: SLF001
+            await consumer.seek(tp, cleared.pop(tp))
 
 
 def _seeking_fresh_partitions(perform_seek):
@@ -287,6 +310,7 @@ def apply() -> None:
     from faust.transport.consumer import Consumer
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
     from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
+    from mode.utils.queues import FlowControlEvent
 
     init = Consumer.__init__
 
@@ -303,5 +327,6 @@ def apply() -> None:
     AIOKafkaConsumerThread._fetch_records = _fetching_into_sink(AIOKafkaConsumerThread._fetch_records)  # noqa: SLF001
     AIOKafkaConsumer._getmany = _adding_gaps(AIOKafkaConsumer._getmany)  # noqa: SLF001
     Consumer.perform_seek = _seeking_fresh_partitions(Consumer.perform_seek)
+    FlowControlEvent.clear = _noting_cleared(FlowControlEvent.clear)
     Consumer._new_offset = _strict_head(Consumer._new_offset)  # noqa: SLF001
     _applied = True

@@ -67,7 +67,7 @@ class ChangelogReplica:
                         if await consumer.position(tp) >= end[tp]:
                             pending.discard(tp)
                     if not pending:
-                        log.info("training replica caught up: %d records", self.applied)
+                        log.info("replica of %s caught up: %d records", self.topic, self.applied)
                         self.caught_up.set()
         finally:
             await consumer.stop()

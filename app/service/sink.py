@@ -79,6 +79,11 @@ class Sink:
     async def one(self, record: Record, out: Outcome) -> None:
         await self.emit([(record, out)])
 
+    async def publish(self, topic: str, key: bytes, value: bytes) -> None:
+        """One command record (a REST request's job start) to a catalog topic, awaited until acknowledged."""
+        producer = await self.app.maybe_start_producer()
+        await (await producer.send(topic, key, value, partition=None, timestamp=None, headers=_headers()))
+
     def _outputs(self, record: Record, out: Outcome, counts: Counter) -> list[tuple[str, bytes | None, bytes]]:
         """(topic, key, value) of one outcome: its results and hits, or exactly one dead letter."""
         if out.rejected is None:

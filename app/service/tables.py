@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from typing import Callable
+from typing import Any, Callable
 
 import faust
 from faust.types import TableT
@@ -31,7 +31,34 @@ TRAINING = "training"
 STORED_OBJECTS = "stored-objects"
 MEDIA_ASSEMBLY = "media-assembly"
 MEDIA_CACHE = "media-cache"
+JOBS = "jobs"
+JOB_PROGRESS = "job-progress"
+MEDIA_STORE = "media-store"
 FEEDBACK_VERDICTS = "feedback-verdicts"
+
+
+#: (table, the catalog topic whose partition count it shares, extra changelog configs): what ``Tables``
+#: builds and what ``app/service/admin.py`` creates before a worker starts (see ``changelog_topics``).
+_BIG = {"max.message.bytes": BIG}
+SPECS: tuple[tuple[str, str, dict[str, str]], ...] = (
+    (TRAINING, "training", {}), (STORED_OBJECTS, "objects", {}), (MEDIA_ASSEMBLY, "media", _BIG),
+    (MEDIA_CACHE, "media", _BIG), (MEDIA_STORE, "media", _BIG),
+    (JOBS, "jobs", {}), (JOB_PROGRESS, "objects", {}), (FEEDBACK_VERDICTS, "feedback", {}))
+
+
+def changelog_topics(settings: Settings) -> list[tuple[str, int, dict[str, str]]]:
+    """``(name, partitions, configs)`` of every table's changelog, as Faust names and declares them.
+
+    Created up front (``admin.ensure_topics``), because a changelog Faust creates while it starts can
+    miss the consumer's first assignment (the broker's metadata lags the creation): that table then
+    has no active partition in the worker (no RocksDB partition, no recovery), which happened to the
+    fifth table on a loaded machine.
+
+    >>> [n for n, _, _ in changelog_topics(Settings(app_id="ls"))][-3:]
+    ['ls-jobs-changelog', 'ls-job-progress-changelog', 'ls-feedback-verdicts-changelog']
+    """
+    return [(f"{settings.app_id}-{name}-changelog", settings.topic_partitions or CATALOG[source].partitions,
+             {"cleanup.policy": "compact", **settings.topic_config(), **extra}) for name, source, extra in SPECS]
 
 
 class Tables:
@@ -58,10 +85,18 @@ class Tables:
                                     **{"max.message.bytes": BIG})
         self.media_cache = table(MEDIA_CACHE, "media", "media results by content, taxonomy version and classifier "
                                  "settings", **{"max.message.bytes": BIG})
+        # b'<job id>' -> the job record (app/classify/jobs.py); b'[job id, partition, salt]' -> that
+        # partition's progress, keyed into the partition it counts (its owner writes it)
+        self.jobs = table(JOBS, "jobs", "classification jobs: their requests and start times")
+        self.job_progress = table(JOB_PROGRESS, "objects", "progress of each job per stored-objects partition")
+        # see app/classify/mediastore.py: complete media items, for classification on request
+        self.media_store = table(MEDIA_STORE, "media", "assembled media items (segments, vectors, text) by media_id",
+                                 **{"max.message.bytes": BIG})
         # b'<item id>' -> {"verdicts": [feedback...], "learned": {property: example}} (app/classify/feedback.py)
         self.feedback_verdicts = table(FEEDBACK_VERDICTS, "feedback", "verdicts per item and the examples learned")
         self.by_name: dict[str, TableT] = {t.name: t for t in (self.training, self.stored_objects,
                                                                      self.media_assembly, self.media_cache,
+                                                                     self.media_store, self.jobs, self.job_progress,
                                                                      self.feedback_verdicts)}
         # A table's writer and the sweeper take turns through these (the sweeper must not drop an
         # assembly while a media step that read it is in the pool).
@@ -75,6 +110,24 @@ class Tables:
             t[w.key] = w.value
         elif w.key in t:
             del t[w.key]
+
+    async def known_to_producer(self, app: faust.App) -> None:
+        """Wait until the producer's cluster metadata has every changelog topic.
+
+        A table write hashes its key to a partition with the producer's metadata (``use_partitioner``)
+        and fails with a TypeError when the topic is missing there: Faust creates the changelogs while
+        it starts, and a producer that fetched its metadata a moment before a creation reached the
+        broker's metadata cache does not know that topic until its next refresh (minutes). Seen with
+        the fifth table (media-store): the media agent crashed on its first write."""
+        producer: Any = await app.maybe_start_producer()
+        client = producer._ensure_producer().client  # noqa: SLF001 - aiokafka has no public wait
+        names = [t.changelog_topic.get_topic_name() for t in self.by_name.values()]
+        # Listed explicitly: once the client lists any topic it refreshes only the listed ones, and
+        # _wait_on_metadata lists nothing it already knows, so a known changelog would drop out later.
+        for name in names:
+            client.add_topic(name)
+        for name in names:
+            await client._wait_on_metadata(name)  # noqa: SLF001
 
     def reader(self, name: str) -> Reader:
         """``key -> value | None`` over a table's store, for pure steps (no Faust sensors, no writes)."""

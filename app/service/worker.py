@@ -11,11 +11,12 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from app.classify.state import ModelState
-from app.service import feedback_agent, sweeper, web, web_console
+from app.service import feedback_agent, jobs, sweeper, web, web_console, web_hive, web_twelvelabs, web_weaviate
 from app.service.admin import bootstrap
 from app.service.agents import media, objects, training
 from app.service.faust_app import MAX_MESSAGE_BYTES, make_app, make_topics
 from app.service.httpguard import check_web
+from app.service.mediaapi import MediaApi
 from app.service.replica import ChangelogReplica
 from app.service.runtime import Runtime
 from app.service.sink import Sink
@@ -36,12 +37,17 @@ def build(settings: Settings) -> Runtime:
         agent.register(rt)
     feedback_agent.register(rt)  # verdicts -> accuracy, learned examples (app/classify/feedback.py)
     web.register(rt)
+    web_weaviate.register(rt, jobs.register(rt, bootstrap(settings.broker)))  # jobs agent, runner, Weaviate REST
+    media_api = MediaApi(rt)  # media on request: Twelve Labs classify v1.2 (and Hive tasks) over the media store
+    web_twelvelabs.register(rt, media_api)
+    web_hive.register(rt, media_api)
     web_console.register(rt)  # the console at /console and its feed (app/service/console_feed.py)
     sweeper.register(rt)  # TTLs and retention of the tables (app/settings.py)
 
     @app.task
     async def training_replica() -> None:
         try:
+            await tables.known_to_producer(app)  # before any table write: the agents wait for the replica
             await replica.run()
         finally:  # the worker stops: join index build threads
             state.close()

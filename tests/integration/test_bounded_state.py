@@ -51,7 +51,8 @@ async def tables_until(w, cond, timeout: float) -> dict:
 async def test_sweeper_drops_incomplete_media_with_a_dead_letter_and_expires_the_rest(stack, store):
     w = stack.worker(LABELSTREAM_STORE=store, LABELSTREAM_SWEEP_INTERVAL="0.5",
                      LABELSTREAM_MEDIA_INCOMPLETE_TTL=str(INCOMPLETE_TTL), LABELSTREAM_MEDIA_DONE_TTL=str(TTL),
-                     LABELSTREAM_MEDIA_CACHE_TTL=str(TTL), LABELSTREAM_STORED_OBJECTS_RETENTION=str(TTL))
+                     LABELSTREAM_MEDIA_CACHE_TTL=str(TTL), LABELSTREAM_STORED_OBJECTS_RETENTION=str(TTL),
+                     LABELSTREAM_MEDIA_STORE_RETENTION=str(TTL))
     pv = prompt_vectors(np.random.default_rng(3))
     training = [*samples.training_records(), ("taxonomy:genres", taxonomy(pv)), ("classifier:genre", CLASSIFIER)]
     await stack.produce("training", training)
@@ -65,6 +66,7 @@ async def test_sweeper_drops_incomplete_media_with_a_dead_letter_and_expires_the
     assert sorted(v["item_id"] for _, v in results if v["item_kind"] == "media") == ["m-done", "m-whole"], w.tail()
     held = (w.health() or {}).get("tables", {})
     assert held["stored-objects"] == 20 and held["media-cache"] == 2, held  # m-done, m-whole
+    assert held["media-store"] == 2, held  # the complete items, for classification on request
     assert held["media-assembly"] == 3, f"m-wait's index and chunk, m-done's marker: {held}"
     await stack.produce("media", media["again"])
 
@@ -77,9 +79,9 @@ async def test_sweeper_drops_incomplete_media_with_a_dead_letter_and_expires_the
     assert wait["source"]["topic"] == stack.settings.topic("media") and wait["source"]["offset"] >= 0
     assert "[0]" in wait["detail"] and wait["value_b64"] is None
 
-    # Markers, the cache entry and the stored objects go after their TTL; then the tables are empty.
-    final = await tables_until(w, lambda t: t["media-assembly"] == t["media-cache"] == t["stored-objects"] == 0,
-                               timeout=TTL + 20)
+    # Markers, the cache entry, the stored objects and media go after their TTL; then the tables are empty.
+    final = await tables_until(w, lambda t: t["media-assembly"] == t["media-cache"] == t["stored-objects"]
+                               == t["media-store"] == 0, timeout=TTL + 20)
     assert final["training"] == len(training), "the training table has no TTL"
     assert len(await stack.collect("deadletter", 3, timeout=3)) == 2, "one dead letter per dropped item, no other"
     assert w.health()["agent_restarts"] == 0, w.tail()
