@@ -27,12 +27,15 @@ KNN = {"record": "classifier", "name": "tone-knn", "type": "knn", "class": "Comm
        "settings": {"k": 1}, "feedback": {"learn": True, "min_agreeing": 2, "trusted_reviewers": ["lead"]}}
 MEDIA = {"record": "classifier", "name": "clip-tone", "type": "media", "taxonomies": ["tone"],
          "media": {"include_clips": True, "output": "both"}}
+# Weaviate's schema declaration of the class, for the jobs page (a kNN job classifies a cross-reference)
+CLASS = {"record": "class", "class": "Comment", "properties": [{"name": "text", "dataType": ["text"]},
+                                                               {"name": "tone", "dataType": ["Tone"]}]}
 SEED = {"record": "example", "id": "seed-calm", "class": "Comment", "vector": E[0].tolist(), "labels": {"tone": "calm"}}
 
 
 def training() -> list[tuple[str, dict[str, Any]]]:
     return [("taxonomy:tone", TAXONOMY), ("classifier:tone", ZEROSHOT), ("classifier:tone-knn", KNN),
-            ("classifier:clip-tone", MEDIA), ("seed-calm", SEED)]
+            ("classifier:clip-tone", MEDIA), ("class:Comment", CLASS), ("seed-calm", SEED)]
 
 
 def video(media_id: str) -> tuple[str, dict[str, Any]]:

@@ -69,7 +69,7 @@ async def test_console_in_a_browser(stack, browser):
     SHOTS.mkdir(parents=True, exist_ok=True)
     w = stack.worker(LABELSTREAM_API_KEYS=KEY)
     await stack.produce("training", sc.training())
-    await stack.wait_ready(w, min_training=5)
+    await stack.wait_ready(w, min_training=len(sc.training()))
     base = f"http://127.0.0.1:{w.web_port}/console"
     wait = WebDriverWait(browser, 20, poll_frequency=0.1)
 
@@ -234,6 +234,21 @@ async def test_console_in_a_browser(stack, browser):
     assert len(browser.find_elements(By.CSS_SELECTOR, "svg.timeline polyline")) == 2  # one line per class
     assert len(browser.find_elements(By.CSS_SELECTOR, "main table")[1].find_elements(By.CSS_SELECTOR, "tbody tr")) == 10
     shot("media")
+
+    # Jobs: started from the form (Weaviate's POST /v1/classifications), listed with its status; bad input refused.
+    browser.get(f"{base}/jobs")
+    form = wait.until(lambda b: b.find_element(By.ID, "jobform"))
+    for name, value in (("class", "Comment"), ("classifyProperties", "tone"), ("basedOnProperties", "text")):
+        form.find_element(By.NAME, name).send_keys(value)
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    job_id = wait.until(lambda b: (m := text("#msg")).startswith("job ") and m.split()[1])
+    wait.until(lambda b: job_id in text("#jobs tbody"))
+    k = form.find_element(By.NAME, "k")
+    k.clear()
+    k.send_keys("0")
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait.until(lambda b: "'settings.k' must be an integer" in text("#msg"))
+    shot("jobs")
 
     # The other pages load, each in under a second, and bad input is refused with a 4xx and a message.
     for page in ("models", "media", "jobs", "", "live", "review", "dead"):  # screenshots: var/screenshots/
