@@ -7,6 +7,8 @@ and a message the page shows) or the clean values.
     app.console.forms.FormError: (400, "a relabel needs 'label'")
     >>> verdict_form({"hit_id": "c1|tone", "verdict": "confirm"})["verdict"]
     'confirm'
+    >>> republish_form({"topic": "objects", "value": '{"id": "a1"}'}, ("objects",), 100)["key"]
+    b'a1'
     >>> republish_form({"topic": "results", "value": "{}"}, ("objects",), 10)
     Traceback (most recent call last):
     ...
@@ -90,8 +92,11 @@ def republish_form(body: Any, topics: tuple[str, ...], max_bytes: int) -> dict[s
         raise FormError(400, f"value is not valid JSON: {e}") from None
     if not isinstance(parsed, dict):
         raise FormError(400, "value must be a JSON object")
-    return {"topic": topic, "key": _text(b, "key", 512, False) or None, "value": orjson.dumps(parsed),
-            "dead_letter": b.get("dead_letter")}
+    # the key decides the partition (and, for objects, which worker's tables hold the item): the one
+    # given, else the record's own id, as producers key each topic
+    key = _text(b, "key", 512, False) or next((str(parsed[f]) for f in ("id", "media_id", "item_id", "name")
+                                               if isinstance(parsed.get(f), (str, int))), "")
+    return {"topic": topic, "key": key.encode(), "value": orjson.dumps(parsed), "dead_letter": b.get("dead_letter")}
 
 
 def job_form(body: Any) -> dict[str, Any]:

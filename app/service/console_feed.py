@@ -10,9 +10,8 @@ fold; new results are pushed to the live page's subscribers (SSE).
 Once a second a sampler reads the end offsets of the input and output topics and the consumer
 group's committed offsets: events/s in and out of the whole deployment, and lag per partition.
 
-The console writes verdicts and re-published dead letters with its own producer (acks=all,
-awaited): it is a client of the topics like ``labelstream produce``; the stream's outputs
-still leave only through the sink.
+The console writes verdicts and re-published dead letters through the sink (``Sink.publish``:
+one record, awaited until the broker acknowledged it), the worker's one producer.
 """
 
 from __future__ import annotations
@@ -21,11 +20,11 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client.core import REGISTRY, CounterMetricFamily, GaugeMetricFamily
 from pydantic import ValidationError
@@ -40,11 +39,12 @@ log = logging.getLogger(__name__)
 INPUTS = ("objects", "media", "training", "feedback", "jobs")
 OUTPUTS = ("results", "moderation", "deadletter")
 TAILED = ("results", "moderation", "deadletter", "feedback", "training")
+Publish = Callable[[str, bytes, bytes], Awaitable[None]]
 
 
 class ConsoleFeed:
-    def __init__(self, settings: Settings):
-        self.settings = settings
+    def __init__(self, settings: Settings, publish: Publish):
+        self.settings, self._publish = settings, publish
         self.window = Window(max_results=settings.console_window)
         self.accuracy = Accuracy()
         self.samples: deque[tuple[float, int, int]] = deque(maxlen=300)  # (time, in total, out total)
@@ -53,7 +53,6 @@ class ConsoleFeed:
         self.classifiers: dict[str, dict[str, Any]] = {}
         self.subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
         self.caught_up = asyncio.Event()
-        self.producer: AIOKafkaProducer | None = None
         self.names = {settings.topic(t): t for t in (*TAILED, *INPUTS)}
         _COLLECTOR.feed = self
 
@@ -63,9 +62,7 @@ class ConsoleFeed:
         consumer = AIOKafkaConsumer(bootstrap_servers=boot, group_id=None, enable_auto_commit=False,
                                     auto_offset_reset="earliest", fetch_max_wait_ms=50,
                                     max_partition_fetch_bytes=16 * 1024 * 1024)
-        self.producer = AIOKafkaProducer(bootstrap_servers=boot, acks="all", max_request_size=16 * 1024 * 1024)
         await consumer.start()
-        await self.producer.start()
         sampler = asyncio.create_task(self._sample(consumer, boot))
         try:
             tps = await self._partitions(consumer, TAILED)
@@ -90,7 +87,6 @@ class ConsoleFeed:
         finally:
             sampler.cancel()
             await consumer.stop()
-            await self.producer.stop()
 
     async def _partitions(self, consumer: AIOKafkaConsumer, names: tuple[str, ...]) -> list[TopicPartition]:
         while True:
@@ -178,12 +174,9 @@ class ConsoleFeed:
                 for a, b in zip(s, s[1:])]
 
     # -- writing -------------------------------------------------------------------------
-    async def publish(self, topic: str, key: bytes | None, value: bytes) -> tuple[int, int]:
-        """Send one record and wait for the broker's ack: (partition, offset)."""
-        if self.producer is None:
-            raise RuntimeError("the console feed has not started")
-        md = await self.producer.send_and_wait(self.settings.topic(topic), value, key=key)
-        return md.partition, md.offset
+    async def publish(self, topic: str, key: bytes, value: bytes) -> None:
+        """Send one record to a catalog topic through the sink and wait for the broker's ack."""
+        await self._publish(self.settings.topic(topic), key, value)
 
 
 class _AccuracyCollector:

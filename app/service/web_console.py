@@ -212,10 +212,10 @@ class Console:
             fb = self._feedback(form, request.cookies.get(REVIEWER_COOKIE) or "console")
         except FormError as e:
             return _error(request, e.status, e.message)
-        partition, offset = await self.feed.publish("feedback", fb.item_id.encode(),
-                                                    orjson.dumps(fb.model_dump(mode="json", by_alias=True)))
-        self.feed.window.add_feedback(fb.model_dump(mode="json", by_alias=True))  # leaves the queue at once
-        return _json({"feedback": fb.model_dump(mode="json", by_alias=True), "partition": partition, "offset": offset})
+        doc = fb.model_dump(mode="json", by_alias=True)
+        await self.feed.publish("feedback", fb.item_id.encode(), orjson.dumps(doc))
+        self.feed.window.add_feedback(doc)  # leaves the queue at once
+        return _json({"feedback": doc})
 
     async def _body(self, request: web.Request) -> Any:
         try:
@@ -305,11 +305,10 @@ class Console:
             form = republish_form(await self._body(request), REPUBLISH_TOPICS, self.rt.settings.max_payload_bytes)
         except FormError as e:
             return _error(request, e.status, e.message)
-        key = form["key"].encode() if form["key"] else None
-        partition, offset = await self.feed.publish(form["topic"], key, form["value"])
+        await self.feed.publish(form["topic"], form["key"], form["value"])
         if isinstance(form["dead_letter"], int):
             self.feed.window.republished.add(form["dead_letter"])
-        return _json({"topic": form["topic"], "partition": partition, "offset": offset})
+        return _json({"topic": form["topic"], "key": form["key"].decode(errors="replace")})
 
     # -- classifiers, taxonomies, diff ----------------------------------------------------
     async def models(self, request: web.Request) -> web.Response:
@@ -394,7 +393,7 @@ def register(rt: Runtime) -> ConsoleFeed | None:
     """The console's routes on the worker's web server and its feed as a worker task."""
     if not rt.settings.console_enabled or not rt.settings.web_enabled:
         return None
-    feed = ConsoleFeed(rt.settings)
+    feed = ConsoleFeed(rt.settings, rt.sink.publish)
     c = Console(rt, feed)
     web_app = rt.app.web.web_app  # type: ignore[attr-defined]
     web_app.on_shutdown.append(c.on_shutdown)

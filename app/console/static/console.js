@@ -257,7 +257,7 @@ async function dead() {
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
       const r = await api("/console/api/republish", { json: { topic: topic.value, key: key.value, value: value.value, dead_letter: d.id } }).catch(() => null);
-      if (r) msg(`re-published to ${r.topic} partition ${r.partition} offset ${r.offset}`, true);
+      if (r) msg(`re-published to ${r.topic} (key ${r.key || "none"})`, true);
     });
     detail.replaceChildren(h("h3", {}, d.reason), h("p", {}, d.detail), d.path ? h("p", { class: "muted" }, "at " + d.path) : "",
       h("p", { class: "muted" }, `${d.source.topic} [${d.source.partition}] @${d.source.offset}` + (d.value_truncated ? " · truncated" : "") + (d.original.binary ? " · binary" : "")), form);
