@@ -8,7 +8,9 @@ once the verdicts on a property meet its rule, the item becomes a training examp
 
 - id ``feedback/<item_id>/<property>``, the item's stored vector (or text), the agreed label;
 - provenance in ``properties._feedback``: the verdicts' ids, reviewers, the rule that was met;
-- validated exactly like a record of the training topic (``app/classify/training.validate``).
+- validated exactly like a record of the training topic (``app/classify/training.validate``), and
+  returned as a ``TableWrite`` of the training table that the feedback agent publishes to the
+  training topic (the training agent writes it into the partition that owns the example's key).
 
 When the verdicts stop meeting the rule (a retraction, a disagreeing verdict), the example is
 deleted: every learned example can be traced to its verdicts and removed by retracting them.

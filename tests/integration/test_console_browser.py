@@ -161,19 +161,24 @@ async def test_console_in_a_browser(stack, browser):
 
     # The trusted reviewer's confirm of r1 is a training example: the next near-identical object is toxic,
     # its nearest neighbour the learned example (traceable by id); a retraction removes it again.
-    await stack.produce("objects", [sc.comment("near-after", sc.review_vector(1) + 1e-4)])
-    label, neighbours = await knn_label(stack, "near-after")
-    assert (label, neighbours) == ("toxic", ["feedback/r1/tone"])
+    async def probe(name: str) -> tuple[str | None, list[str]]:
+        await stack.produce("objects", [sc.comment(name, sc.review_vector(1) + 1e-4)])
+        return await knn_label(stack, name)
+
+    # the examples travel feedback -> agent -> training topic -> training table -> every replica
+    deadline = time.monotonic() + 20
+    while (found := await probe(f"near-after-{time.monotonic_ns()}"))[1] != ["feedback/r1/tone"] \
+            and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    assert found == ("toxic", ["feedback/r1/tone"])
     async with aiohttp.ClientSession(cookies={"labelstream_console_key": KEY}) as http:
         async with http.post(f"{base}/api/retract", json={"result_id": "r1/tone", "property": "tone"}) as r:
             assert r.status == 200, await r.text()
     deadline = time.monotonic() + 20
-    while True:  # the retraction travels feedback -> agent -> training table -> replica
-        probe = f"near-retracted-{int(time.monotonic() * 1000)}"
-        await stack.produce("objects", [sc.comment(probe, sc.review_vector(1) + 1e-4)])
-        label, neighbours = await knn_label(stack, probe)
-        if neighbours != ["feedback/r1/tone"] or time.monotonic() > deadline:
-            break
+    while (found := await probe(f"near-retracted-{time.monotonic_ns()}"))[1] == ["feedback/r1/tone"] \
+            and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    label, neighbours = found
     # r1's example is gone; the nearest is now r8's (the same vector but for a 0.007 offset), also confirmed
     assert (label, neighbours) == ("toxic", ["feedback/r8/tone"])
 
