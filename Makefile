@@ -8,7 +8,7 @@ TEST_PORT ?= 19092
 TEST_ENV  := LABELSTREAM_KAFKA_PORT=$(TEST_PORT) LABELSTREAM_BROKER=kafka://127.0.0.1:$(TEST_PORT)
 PYTEST_ARGS ?=
 
-.PHONY: install demo test typecheck unit kafka-start kafka-stop bench bench-core bench-scale topics clean
+.PHONY: install browser demo test typecheck unit kafka-start kafka-stop bench bench-core bench-scale topics clean
 
 $(STAMP): pyproject.toml Makefile  # the install line below is part of what is installed
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,13 +19,20 @@ $(STAMP): pyproject.toml Makefile  # the install line below is part of what is i
 
 install: $(STAMP)
 
+## The console's browser test drives Debian's chromium through its chromedriver (same version, from one
+## source package): installed here when missing, never downloaded by the test itself.
+browser:
+	@command -v chromedriver >/dev/null && command -v chromium >/dev/null || { \
+	  echo "installing chromium and chromium-driver (Debian packages) for the console's browser test"; \
+	  apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null; }
+
 ## Run the main job on the embedded default: local broker, a worker, sample events, results printed.
 demo: install
 	$(BIN)/labelstream demo
 
 ## Run the whole test suite against a real local broker, stopped even when tests fail.
 ## Type-checks first: a mypy error fails it before any broker starts.
-test: typecheck
+test: typecheck browser
 	@$(TEST_ENV) scripts/kafka reset >/dev/null
 	@$(TEST_ENV) scripts/kafka start
 	@$(TEST_ENV) $(BIN)/python -m pytest -q $(PYTEST_ARGS); rc=$$?; \

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from app.schemas.deadletter import DeadLetter
+from app.schemas.feedback import Feedback
 from app.schemas.jobs import JobRequest
 from app.schemas.media import MediaEvent
 from app.schemas.objects import ObjectEvent
@@ -64,6 +65,9 @@ SPECS = [
               ModerationHit.model_json_schema),
     TopicSpec("deadletter", "inputs that could not be classified, with a machine-readable reason", 8, "delete",
               "the input record's key", DeadLetter.model_json_schema, {"max.message.bytes": BIG}),
+    TopicSpec("feedback", "verdicts on decisions (console reviewers, ground truth from other systems)", 8, "delete",
+              "item id (the partition of the item's object)", lambda: Feedback.model_json_schema(by_alias=True),
+              {"retention.ms": str(90 * 24 * 3600 * 1000)}),  # online accuracy is recomputed from the whole topic
 ]
 CATALOG = {s.name: s for s in SPECS}
 

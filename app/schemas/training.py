@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 from pydantic_core import PydanticCustomError
 
 from app.schemas.banks import BANK_ENTRY_PREFIX, BANK_PREFIX, BankEntry, BankRecord
+from app.schemas.feedback import FeedbackRule
 from app.schemas.jobs import CLASS_PREFIX, ClassDecl
 from app.schemas.media import THRESHOLD_KEYS, Option
 from app.schemas.taxonomy import PolicyRule, Taxonomy
@@ -131,6 +132,8 @@ class ClassifierDef(BaseModel):
     media: MediaSettings | None = Field(None, description="type media: classify settings (defaults when absent)")
     model: Literal["nudity"] | None = Field(None, description="type model: a built-in model run on raw media frames")
     policies: list[PolicyRule] = Field(default_factory=list, description="type model: rules over the model's classes")
+    feedback: FeedbackRule | None = Field(
+        None, description="knn: learn reviewers' verdicts on items of the class as training examples (opt-in)")
 
     @model_validator(mode="after")
     def _check(self) -> "ClassifierDef":

@@ -42,6 +42,11 @@ PROBES = frozenset({"/health/ready", "/v1/.well-known/ready"})
 #: ``request[AUTHENTICATED]``: a valid key came with the request (always true without keys).
 AUTHENTICATED = web.RequestKey("labelstream.authenticated", bool)
 _JSON = web.RequestKey("labelstream.json", object)
+#: The console (``web_console.py``) keeps the key in this cookie (HttpOnly, SameSite=Strict); it is
+#: accepted under ``/console`` only, so the public APIs never take a credential a browser adds by itself.
+CONSOLE_COOKIE = "labelstream_console_key"
+#: The login form and the static assets (no data in them) need no key.
+CONSOLE_PUBLIC = ("/console/login", "/console/static/")
 _FORMS = ("multipart/form-data", "application/x-www-form-urlencoded")  # media uploads (Hive, Twelve Labs)
 
 _REASONS = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
@@ -180,6 +185,14 @@ def check_web(settings: Settings) -> None:
         raise WebConfigError(refusal)
 
 
+def is_console(path: str) -> bool:
+    """
+    >>> is_console("/console"), is_console("/console/api/results"), is_console("/consoles")
+    (True, True, False)
+    """
+    return path == "/console" or path.startswith("/console/")
+
+
 def authenticated(request: Any) -> bool:
     """A valid key came with the request, or no keys are configured (Faust passes aiohttp's request)."""
     return bool(request.get(AUTHENTICATED, True))
@@ -208,9 +221,17 @@ def guard(keys: frozenset[str], max_request_bytes: int) -> Callable[..., Awaitab
             return await handler(request)
         if keys:
             key = presented_key(request.headers)
+            if key is None and is_console(path):
+                if path.startswith(CONSOLE_PUBLIC):
+                    request[AUTHENTICATED] = False
+                    return await handler(request)
+                key = request.cookies.get(CONSOLE_COOKIE) or None
             if key is None and path in PROBES:
                 request[AUTHENTICATED] = False
                 return await handler(request)
+            if (key is None or not key_matches(key, keys)) and is_console(path) and request.method == "GET" \
+                    and not path.startswith("/console/api/"):
+                raise web.HTTPSeeOther("/console/login")  # a page: to the login form
             if key is None or not key_matches(key, keys):
                 # WWW-Authenticate: the standard answer to a 401 (RFC 9110); clients show it
                 return error_response(path, 401, "no API key: send Authorization: Bearer <key> or x-api-key"

@@ -34,6 +34,7 @@ MEDIA_CACHE = "media-cache"
 JOBS = "jobs"
 JOB_PROGRESS = "job-progress"
 MEDIA_STORE = "media-store"
+FEEDBACK_VERDICTS = "feedback-verdicts"
 
 
 #: (table, the catalog topic whose partition count it shares, extra changelog configs): what ``Tables``
@@ -42,7 +43,7 @@ _BIG = {"max.message.bytes": BIG}
 SPECS: tuple[tuple[str, str, dict[str, str]], ...] = (
     (TRAINING, "training", {}), (STORED_OBJECTS, "objects", {}), (MEDIA_ASSEMBLY, "media", _BIG),
     (MEDIA_CACHE, "media", _BIG), (MEDIA_STORE, "media", _BIG),
-    (JOBS, "jobs", {}), (JOB_PROGRESS, "objects", {}))
+    (JOBS, "jobs", {}), (JOB_PROGRESS, "objects", {}), (FEEDBACK_VERDICTS, "feedback", {}))
 
 
 def changelog_topics(settings: Settings) -> list[tuple[str, int, dict[str, str]]]:
@@ -54,7 +55,7 @@ def changelog_topics(settings: Settings) -> list[tuple[str, int, dict[str, str]]
     fifth table on a loaded machine.
 
     >>> [n for n, _, _ in changelog_topics(Settings(app_id="ls"))][-3:]
-    ['ls-media-store-changelog', 'ls-jobs-changelog', 'ls-job-progress-changelog']
+    ['ls-jobs-changelog', 'ls-job-progress-changelog', 'ls-feedback-verdicts-changelog']
     """
     return [(f"{settings.app_id}-{name}-changelog", settings.topic_partitions or CATALOG[source].partitions,
              {"cleanup.policy": "compact", **settings.topic_config(), **extra}) for name, source, extra in SPECS]
@@ -91,9 +92,12 @@ class Tables:
         # see app/classify/mediastore.py: complete media items, for classification on request
         self.media_store = table(MEDIA_STORE, "media", "assembled media items (segments, vectors, text) by media_id",
                                  **{"max.message.bytes": BIG})
+        # b'<item id>' -> {"verdicts": [feedback...], "learned": {property: example}} (app/classify/feedback.py)
+        self.feedback_verdicts = table(FEEDBACK_VERDICTS, "feedback", "verdicts per item and the examples learned")
         self.by_name: dict[str, TableT] = {t.name: t for t in (self.training, self.stored_objects,
                                                                      self.media_assembly, self.media_cache,
-                                                                     self.media_store, self.jobs, self.job_progress)}
+                                                                     self.media_store, self.jobs, self.job_progress,
+                                                                     self.feedback_verdicts)}
         # A table's writer and the sweeper take turns through these (the sweeper must not drop an
         # assembly while a media step that read it is in the pool).
         self.locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)

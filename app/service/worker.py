@@ -11,7 +11,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from app.classify.state import ModelState
-from app.service import jobs, sweeper, web, web_hive, web_twelvelabs, web_weaviate, web_yandex
+from app.service import (feedback_agent, jobs, sweeper, web, web_console, web_hive, web_twelvelabs, web_weaviate,
+                         web_yandex)
 from app.service.admin import bootstrap
 from app.service.agents import media, objects, training
 from app.service.faust_app import MAX_MESSAGE_BYTES, make_app, make_topics
@@ -35,12 +36,14 @@ def build(settings: Settings) -> Runtime:
                  ThreadPoolExecutor(settings.classify_threads, thread_name_prefix="classify"))
     for agent in (objects, training, media):
         agent.register(rt)
+    feedback_agent.register(rt)  # verdicts -> accuracy, learned examples (app/classify/feedback.py)
     web.register(rt)
     web_weaviate.register(rt, jobs.register(rt, bootstrap(settings.broker)))  # jobs agent, runner, Weaviate REST
     media_api = MediaApi(rt)  # media on request: Twelve Labs classify v1.2 (and Hive tasks) over the media store
     web_twelvelabs.register(rt, media_api)
     web_hive.register(rt, media_api)
     web_yandex.register(rt)  # POST /vision/v1/batchAnalyze (raw images)
+    web_console.register(rt)  # the console at /console and its feed (app/service/console_feed.py)
     sweeper.register(rt)  # TTLs and retention of the tables (app/settings.py)
 
     @app.task

@@ -16,7 +16,7 @@ LAYERS = [
     ("app.settings", "app.schemas", "app.topics"),
     ("app.core",),
     ("app.index",),
-    ("app.classify",),
+    ("app.classify", "app.console"),  # app.console: the console's pure view-model
     ("app.service",),
     ("app.devtools", "app.cli"),
 ]

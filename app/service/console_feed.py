@@ -1,0 +1,214 @@
+"""What the console sees, read from Kafka by every worker that serves it.
+
+A group-less consumer (like the training replica) assigned every partition of the output
+topics: ``results``, ``moderation`` and ``deadletter`` from a recent window
+(``console_window`` results), ``feedback`` and ``training`` from the beginning (accuracy is
+computed over all verdicts; taxonomy versions that compaction has not removed yet can be
+diffed). Every record goes into a pure :class:`~app.console.window.Window` and the accuracy
+fold; new results are pushed to the live page's subscribers (SSE).
+
+Once a second a sampler reads the end offsets of the input and output topics and the consumer
+group's committed offsets: events/s in and out of the whole deployment, and lag per partition.
+
+The console writes verdicts and re-published dead letters through the sink (``Sink.publish``:
+one record, awaited until the broker acknowledged it), the worker's one producer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from prometheus_client.core import REGISTRY, CounterMetricFamily, GaugeMetricFamily
+from pydantic import ValidationError
+
+from app.classify.accuracy import Accuracy
+from app.console.window import Window
+from app.schemas.feedback import Feedback
+from app.service.admin import bootstrap
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+INPUTS = ("objects", "media", "training", "feedback", "jobs")
+OUTPUTS = ("results", "moderation", "deadletter")
+TAILED = ("results", "moderation", "deadletter", "feedback", "training")
+Publish = Callable[[str, bytes, bytes], Awaitable[None]]
+
+
+class ConsoleFeed:
+    def __init__(self, settings: Settings, publish: Publish):
+        self.settings, self._publish = settings, publish
+        self.window = Window(max_results=settings.console_window)
+        self.accuracy = Accuracy()
+        self.samples: deque[tuple[float, int, int]] = deque(maxlen=300)  # (time, in total, out total)
+        self.lag: dict[str, dict[int, int]] = {}
+        self.taxonomies: dict[str, dict[int, dict[str, Any]]] = {}  # name -> version -> document
+        self.classifiers: dict[str, dict[str, Any]] = {}
+        self.subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
+        self.caught_up = asyncio.Event()
+        self.names = {settings.topic(t): t for t in (*TAILED, *INPUTS)}
+        _COLLECTOR.feed = self
+
+    # -- reading -----------------------------------------------------------------------
+    async def run(self) -> None:
+        boot = bootstrap(self.settings.broker)
+        consumer = AIOKafkaConsumer(bootstrap_servers=boot, group_id=None, enable_auto_commit=False,
+                                    auto_offset_reset="earliest", fetch_max_wait_ms=50,
+                                    max_partition_fetch_bytes=16 * 1024 * 1024)
+        await consumer.start()
+        sampler = asyncio.create_task(self._sample(consumer, boot))
+        try:
+            tps = await self._partitions(consumer, TAILED)
+            consumer.assign(tps)
+            begin, end = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
+            per = max(1, self.settings.console_window // max(1, sum(1 for tp in tps if self.names[tp.topic] == "results")))
+            for tp in tps:
+                recent = self.names[tp.topic] in OUTPUTS
+                consumer.seek(tp, max(begin[tp], end[tp] - per) if recent else begin[tp])
+            pending = {tp for tp in tps if end[tp] > 0}
+            if not pending:
+                self.caught_up.set()
+            while True:
+                batches = await consumer.getmany(timeout_ms=200, max_records=5000)
+                for tp, records in batches.items():
+                    for rec in records:
+                        self._take(self.names[tp.topic], rec.key, rec.value)
+                if pending:
+                    pending = {tp for tp in pending if await consumer.position(tp) < end[tp]}
+                    if not pending:
+                        self.caught_up.set()
+        finally:
+            sampler.cancel()
+            await consumer.stop()
+
+    async def _partitions(self, consumer: AIOKafkaConsumer, names: tuple[str, ...]) -> list[TopicPartition]:
+        while True:
+            out = []
+            for n in names:
+                parts = consumer.partitions_for_topic(self.settings.topic(n))
+                if not parts:
+                    break
+                out += [TopicPartition(self.settings.topic(n), p) for p in sorted(parts)]
+            else:
+                return out
+            await consumer._client.force_metadata_update()  # noqa: SLF001 - no public refresh
+            await asyncio.sleep(0.2)
+
+    def _take(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+        if topic == "training":
+            self._training(key, value)
+            return
+        if value is None:
+            return
+        try:
+            doc = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return  # not ours to judge: the console shows what parses
+        if not isinstance(doc, dict):
+            return
+        if topic == "results":
+            row = self.window.add_result(doc, value)
+            for q in list(self.subscribers):
+                if q.qsize() < 1000:  # a slow page misses rows rather than growing memory
+                    q.put_nowait(row)
+        elif topic == "moderation":
+            self.window.add_hit(doc)
+        elif topic == "deadletter":
+            self.window.add_dead(doc)
+        elif topic == "feedback":
+            try:
+                self.accuracy.add(Feedback.model_validate(doc))
+            except ValidationError:
+                return  # the feedback agent dead-letters it
+            self.window.add_feedback(doc)
+
+    def _training(self, key: bytes | None, value: bytes | None) -> None:
+        k = (key or b"").decode(errors="replace")
+        if not k.startswith(("taxonomy:", "classifier:")) or value is None:
+            return
+        try:
+            doc = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return
+        if not isinstance(doc, dict) or doc.get("op") == "delete":
+            return
+        if k.startswith("taxonomy:") and isinstance(doc.get("version"), int):
+            self.taxonomies.setdefault(k[len("taxonomy:"):], {})[doc["version"]] = doc
+        elif k.startswith("classifier:"):
+            self.classifiers[k[len("classifier:"):]] = doc
+
+    # -- sampling: rates and lag ------------------------------------------------------------
+    async def _sample(self, consumer: AIOKafkaConsumer, boot: str) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=boot)
+        await admin.start()
+        try:
+            ins = await self._partitions(consumer, INPUTS)
+            outs = await self._partitions(consumer, OUTPUTS)
+            while True:
+                try:
+                    end = await consumer.end_offsets(ins + outs)
+                    committed = await admin.list_consumer_group_offsets(self.settings.app_id)
+                    lag: dict[str, dict[int, int]] = {}
+                    for tp in ins:
+                        c = committed.get(tp)
+                        lag.setdefault(self.names[tp.topic], {})[tp.partition] = end[tp] - (c.offset if c and c.offset >= 0 else 0)
+                    self.lag = lag
+                    self.samples.append((time.time(), sum(end[tp] for tp in ins), sum(end[tp] for tp in outs)))
+                except Exception as e:  # noqa: BLE001 - a broker hiccup: the next sample tries again
+                    log.debug("console sample failed: %r", e)
+                await asyncio.sleep(1.0)
+        finally:
+            await admin.close()
+
+    def rates(self) -> list[tuple[float, float, float]]:
+        """(time, events/s in, events/s out) between consecutive samples."""
+        s = list(self.samples)
+        return [(b[0], (b[1] - a[1]) / ((b[0] - a[0]) or 1), (b[2] - a[2]) / ((b[0] - a[0]) or 1))
+                for a, b in zip(s, s[1:])]
+
+    # -- writing -------------------------------------------------------------------------
+    async def publish(self, topic: str, key: bytes, value: bytes) -> None:
+        """Send one record to a catalog topic through the sink and wait for the broker's ack."""
+        await self._publish(self.settings.topic(topic), key, value)
+
+
+class _AccuracyCollector:
+    """Online accuracy as Prometheus metrics, from the feed's fold (registered once per process)."""
+
+    feed: ConsoleFeed | None = None
+
+    def collect(self) -> Iterator[Any]:
+        if self.feed is None:
+            return
+        acc = self.feed.accuracy
+        prec = GaugeMetricFamily("labelstream_feedback_precision", "share of judged block/review decisions that "
+                                 "reviewers confirmed", labels=["classifier", "version", "action"])
+        judged = CounterMetricFamily("labelstream_feedback_judged", "decisions with a verdict (each reviewer's latest)",
+                                     labels=["classifier", "version", "action"])
+        conf = GaugeMetricFamily("labelstream_feedback_confusion", "verdicts per decided and right label",
+                                 labels=["classifier", "version", "decided", "actual"])
+        cls = GaugeMetricFamily("labelstream_feedback_class_precision", "share of a decided class's judged "
+                                "decisions that were right", labels=["classifier", "version", "class"])
+        for (c, v), actions in acc.precision().items():
+            for a, m in actions.items():
+                prec.add_metric([c, v, a], m["precision"])
+                judged.add_metric([c, v, a], m["judged"])
+        for (c, v), rows in acc.confusion().items():
+            for decided, row in rows.items():
+                for actual, n in row.items():
+                    conf.add_metric([c, v, decided, actual], n)
+        for (c, v), classes in acc.class_precision().items():
+            for name, p in classes.items():
+                cls.add_metric([c, v, name], p)
+        yield from (prec, judged, conf, cls)
+
+
+_COLLECTOR = _AccuracyCollector()
+REGISTRY.register(_COLLECTOR)
