@@ -51,12 +51,16 @@ def worker(loglevel: str = typer.Option(None, "--loglevel", "-l", help="debug|in
     from app.service.faustfix import UnsupportedVersion
 
     try:
-        from app.service.worker import app
+        from app.service.worker import app, runtime
     except UnsupportedVersion as e:
         fail(str(e))
 
     sys.argv = ["labelstream", "worker", "-l", loglevel or settings.log_level]
-    app.main()
+    try:
+        app.main()
+    finally:
+        if runtime.sink.failure is not None:  # stopped because outputs could not be delivered
+            raise SystemExit(3)
 
 
 @cli.command(context_settings={"allow_extra_args": True})

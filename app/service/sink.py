@@ -15,10 +15,11 @@ input's offset is committed only after its outputs are acknowledged.
 
 **A send that fails stops the commits.** aiokafka retries a send until its delivery timeout;
 what still fails (broker gone for longer than that, a topic whose ``max.message.bytes`` is below
-ours, no authorization) is recorded, and every later ``flush`` -- the one Faust awaits before
-each commit -- raises ``DeliveryFailed``: the commit does not happen, the worker crashes and
-stops, and its records are redelivered when it is restarted (Kafka Streams' default
-production exception handler does the same). Faust's own ``Topic.send`` logs and commits
+ours, no authorization) is recorded, and from then on the consumer's offset commit -- the
+broker call Faust makes after awaiting the producer flush, so it sees every failure of what it
+would commit -- is refused; the worker is asked to stop (``on_failure``: a normal shutdown, so
+no batch is cut off), and the records are redelivered when it is restarted (Kafka Streams'
+default production exception handler stops too). Faust's own ``Topic.send`` logs and commits
 anyway, which loses the output.
 
 **Table writes** go the same way: the value into the table's store, its changelog record
@@ -36,7 +37,7 @@ import asyncio
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import faust
@@ -53,17 +54,14 @@ HEADROOM = 64 * 1024  # headers and record overhead
 log = logging.getLogger(__name__)
 
 
-class DeliveryFailed(RuntimeError):
-    """An output could not be delivered: nothing more may be committed."""
-
-
 def _headers() -> list[tuple[str, bytes]]:
     # Wall-clock time stays out of the value so a redelivery reproduces the same record.
     return [("classified_at", str(int(time.time() * 1000)).encode())]
 
 
 class Sink:
-    def __init__(self, topics: Mapping[str, faust.TopicT], tables: Tables, max_message_bytes: int):
+    def __init__(self, topics: Mapping[str, faust.TopicT], tables: Tables, max_message_bytes: int,
+                 on_failure: Callable[[], None] | None = None):
         self.app = topics["results"].app
         self.results = topics["results"].get_topic_name()
         self.moderation = topics["moderation"].get_topic_name()
@@ -72,6 +70,7 @@ class Sink:
         self.limit = max_message_bytes - HEADROOM
         self.failed = 0
         self.failure: BaseException | None = None  # the first delivery failure; sticky until restart
+        self.on_failure = on_failure  # called once, at the first failure (the worker: stop)
         self._unsent: deque[TableWrite] = deque()  # the sweeper's changelog records, not sent yet
         self._sending: asyncio.Lock | None = None  # made on the event loop
         self._drainer: asyncio.Future | None = None
@@ -79,7 +78,7 @@ class Sink:
     async def emit(self, batch: Iterable[tuple[Record, Outcome]]) -> None:
         """Send every outcome's outputs, then apply its table writes, in input order."""
         producer = await self.app.maybe_start_producer()
-        self._guard(producer)
+        self._guard(self.app.consumer)
         headers = _headers()
         counts: Counter[tuple[object, str]] = Counter()  # metrics once per batch, not per record
         async with self._lock():
@@ -177,25 +176,24 @@ class Sink:
                 self.failure = fut.exception()
                 log.error("an output could not be delivered: %r; no offset will be committed from now on, "
                           "the worker stops so its records are redelivered after a restart", self.failure)
+                if self.on_failure is not None:
+                    self.on_failure()
 
-    def check(self) -> None:
-        """Raise ``DeliveryFailed`` once any output has failed (called after each flush)."""
-        if self.failure is not None:
-            raise DeliveryFailed(f"{self.failed} output(s) could not be delivered, the first: {self.failure!r}; "
-                                 "offsets are not committed") from self.failure
-
-    def _guard(self, producer: object) -> None:
-        """Make the producer's ``flush`` -- awaited by Faust before every commit -- fail after a failure."""
-        if getattr(producer, "_labelstream_sink", None) is self:
+    def _guard(self, consumer: Any) -> None:
+        """Refuse the consumer's offset commits once an output has failed (``Consumer._commit``: the
+        broker call Faust makes after ``producer.flush()``, whose failures have been seen by then)."""
+        if getattr(consumer, "_labelstream_sink", None) is self:
             return
-        flush = producer.flush  # type: ignore[attr-defined]
+        commit = consumer._commit  # noqa: SLF001
 
-        async def flush_then_check() -> None:
-            await flush()
-            self.check()
+        async def commit_unless_failed(offsets: Mapping[Any, int]) -> bool:
+            if self.failure is not None:
+                log.warning("offsets not committed: %d output(s) could not be delivered", self.failed)
+                return False
+            return await commit(offsets)
 
-        producer.flush = flush_then_check  # type: ignore[attr-defined]
-        producer._labelstream_sink = self  # type: ignore[attr-defined]  # noqa: SLF001
+        consumer._commit = commit_unless_failed  # noqa: SLF001
+        consumer._labelstream_sink = self  # noqa: SLF001
 
     def write(self, writes: Iterable[TableWrite]) -> None:
         """Table writes without an output (the sweeper's deletions): applied now, logged by a task."""

@@ -8,6 +8,8 @@ calling the pure ``app/core/`` and ``app/index/``; where it leaves: ``app/servic
 
 from __future__ import annotations
 
+import os
+import signal
 from concurrent.futures import ThreadPoolExecutor
 
 from app.classify.state import ModelState
@@ -25,6 +27,12 @@ from app.service.tables import TRAINING, Tables
 from app.settings import Settings, get_settings
 
 
+def _stop_worker() -> None:
+    """An output could not be delivered: stop the way SIGTERM does (agents finish their batch, nothing
+    more is committed: ``app/service/sink.py``); ``labelstream worker`` then exits non-zero."""
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def build(settings: Settings) -> Runtime:
     check_web(settings)  # before anything starts: bad keys, or an open bind without keys
     app = make_app(settings)
@@ -32,7 +40,7 @@ def build(settings: Settings) -> Runtime:
     tables = Tables(app, settings)
     state = ModelState(settings)
     replica = ChangelogReplica(bootstrap(settings.broker), tables.changelog(TRAINING), state.apply)
-    rt = Runtime(settings, app, topics, tables, state, replica, Sink(topics, tables, MAX_MESSAGE_BYTES),
+    rt = Runtime(settings, app, topics, tables, state, replica, Sink(topics, tables, MAX_MESSAGE_BYTES, on_failure=_stop_worker),
                  ThreadPoolExecutor(settings.classify_threads, thread_name_prefix="classify"))
     for agent in (objects, training, media):
         agent.register(rt)

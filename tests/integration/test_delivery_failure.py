@@ -50,6 +50,8 @@ async def test_undeliverable_results_are_not_committed_and_come_after_a_restart(
                      if tp.topic == settings.topic("objects") and off > 0}
         assert stopped, "the worker went on after its results could not be delivered"
         assert "could not be delivered" in log
+        assert "Crashed reason" not in log, "the worker stops the normal way: no agent or service crashes"
+        assert w.proc is not None and w.proc.returncode == 3, "a stop for undeliverable outputs exits non-zero"
         assert not committed, f"offsets committed for undelivered results: {committed}"
         assert not ledger.answered(ids), "the broker refused every result"
 
