@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 import measure  # noqa: E402
-from index_build import data  # noqa: E402
+from index_build import data, timed  # noqa: E402
 
 
 def lags(until: threading.Event | None, seconds: float, tick: float = 0.001,
@@ -87,17 +87,12 @@ def main() -> None:
 
         phases: list[tuple[str, float, float]] = []
 
-        def timed(name: str, fn):  # a phase timer around the index's own functions
-            def wrapper(*args, **kw):
-                t0 = time.perf_counter()
-                try:
-                    return fn(*args, **kw)
-                finally:
-                    phases.append((name, t0, time.perf_counter()))
-            return wrapper
-        ix.make_forest = timed("add_item + build", ix.make_forest)
-        files.write_snapshot = timed("write_snapshot", files.write_snapshot)
-        files.load_annoy = timed("load", files.load_annoy)
+        def note(name: str, t0: float, t1: float) -> None:
+            phases.append((name, t0, t1))
+
+        ix.make_forest = timed("add_item + build", ix.make_forest, note)
+        files.write_snapshot = timed("write_snapshot", files.write_snapshot, note)
+        files.load_annoy = timed("load", files.load_annoy, note)
         th = threading.Thread(target=build)
         big: list[tuple[float, float]] = []
         th.start()

@@ -36,6 +36,17 @@ SECTION = "## Index build at scale"
 DIM, LABELS = 384, 50
 
 
+def timed(name: str, fn, record):
+    """``fn`` wrapped to call ``record(name, start, end)`` (perf_counter s) after each call: a
+    phase timer around the index's own functions (also used by ``bench/build_lag.py``)."""
+    def wrapper(*a, **kw):
+        t0 = time.perf_counter()
+        try:
+            return fn(*a, **kw)
+        finally:
+            record(name, t0, time.perf_counter())
+    return wrapper
+
 def data(n: int, seed: int = 5, chunk: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
     """``n`` float32 vectors around 50 centres (chunked: no float64 copy of the whole set).
 
@@ -109,19 +120,13 @@ def one(n: int, queries: int, k: int, search_ks: list[int]) -> dict:
         assert ix is not None
         phases: dict[str, float] = {}
 
-        def timed(name: str, fn):  # a phase timer around the index's own functions
-            def wrapper(*a, **kw):
-                t0 = time.perf_counter()
-                try:
-                    return fn(*a, **kw)
-                finally:
-                    phases[name] = phases.get(name, 0.0) + time.perf_counter() - t0
-            return wrapper
+        def add(name: str, t0: float, t1: float) -> None:
+            phases[name] = phases.get(name, 0.0) + t1 - t0
 
-        ix.make_forest = timed("forest (add_item + build)", ix.make_forest)  # type: ignore[method-assign]
+        ix.make_forest = timed("forest (add_item + build)", ix.make_forest, add)  # type: ignore[method-assign]
         write, load = files.write_snapshot, files.load_annoy
-        files.write_snapshot = timed("write snapshot", write)
-        files.load_annoy = timed("mmap load", load)
+        files.write_snapshot = timed("write snapshot", write, add)
+        files.load_annoy = timed("mmap load", load, add)
         cpu0, t = time.process_time(), time.perf_counter()
         version = ix.build_now()
         out["build_s"], out["build_cpu_s"] = time.perf_counter() - t, time.process_time() - cpu0

@@ -13,23 +13,8 @@ from __future__ import annotations
 import os
 import time
 
-import numpy as np
-
-from app.core.media import MediaClass, classify_media
-from app.core.segments import SegmentArrays
-
-
-def long_video(n_t: int = 7200, d: int = 256) -> tuple[SegmentArrays, list[MediaClass]]:
-    rng = np.random.default_rng(7)
-    opts = np.repeat(np.array(["visual", "conversation", "text_in_video"])[None], n_t, 0).ravel()
-    vecs = rng.standard_normal((3 * n_t, d)).astype(np.float32)
-    segs = SegmentArrays.from_segments([
-        {"start": float(i // 3), "end": float(i // 3 + 1), "option": str(opts[i]), "vector": vecs[i],
-         "text": "a cooking tutorial", "thumbnail_url": f"https://t/{i // 3}.jpg"} for i in range(3 * n_t)])
-    q = rng.standard_normal((30, d))
-    classes = [MediaClass(f"c{k}", [f"p{k}a", f"p{k}b", "cooking tutorial"], q[3 * k: 3 * k + 3],
-                          conversation_option="exact_match" if k == 0 else None) for k in range(10)]
-    return segs, classes
+from app.core.media import classify_media
+from app.devtools.samples import long_video
 
 
 def main() -> None:

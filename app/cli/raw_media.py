@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import mimetypes
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
 
@@ -48,17 +49,21 @@ def _check(path: Path, data: bytes) -> Any:
         return f"{path}: {e.reason}: {e.detail}"
 
 
+def _read(paths: list[Path], problems: list[str]) -> Iterator[tuple[Path, bytes]]:
+    """Each readable file's bytes; an unreadable one becomes a ``FILE: cannot read`` problem."""
+    for path in paths:
+        try:
+            yield path, path.read_bytes()
+        except OSError as e:
+            problems.append(f"{path}: cannot read: {e.strerror}")
+
+
 def media_records(paths: list[Path], index_id: str, classifier: str | None = None,
                   chunk_bytes: int = CHUNK_BYTES) -> tuple[list[tuple[str, dict]], list[str]]:
     """``(key, media event)`` pairs for the files (several chunks for a large one) and the problems found."""
     pairs: list[tuple[str, dict]] = []
     problems: list[str] = []
-    for path in paths:
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            problems.append(f"{path}: cannot read: {e.strerror}")
-            continue
+    for path, data in _read(paths, problems):
         m = _check(path, data)
         if isinstance(m, str):
             problems.append(m)
@@ -87,12 +92,7 @@ def bank_records(paths: list[Path], bank: str, label: str | None, min_quality: i
 
     pairs: list[tuple[str, dict]] = []
     problems: list[str] = []
-    for path in paths:
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            problems.append(f"{path}: cannot read: {e.strerror}")
-            continue
+    for path, data in _read(paths, problems):
         entry = {"record": "bank_entry", "bank": bank, "label": label or path.stem,
                  "provenance": {"file": path.name}}
         if path.suffix.lower() in HASH_FILES:

@@ -88,3 +88,22 @@ def comment_records() -> list[tuple[str, dict]]:
 def comments(run: str = "demo") -> list[tuple[str, dict, str]]:
     return [(f"{run}-comment-{i}", {"id": f"{run}-comment-{i}", "class": "Comment", "text": text}, want)
             for i, (text, want) in enumerate(COMMENTS)]
+
+
+# -- media core: a two-hour video (bench/media_core.py measures it, tests/unit/test_media.py checks it) --
+def long_video(n_t: int = 7200, d: int = 256):
+    """``(segments, classes)``: ``n_t`` one-second segments x 3 options, ``d``-d vectors, text on every
+    segment; 10 classes x 3 prompts, the first with an ``exact_match`` conversation option."""
+    from app.core.media import MediaClass
+    from app.core.segments import SegmentArrays
+
+    rng = np.random.default_rng(7)
+    opts = np.repeat(np.array(["visual", "conversation", "text_in_video"])[None], n_t, 0).ravel()
+    vecs = rng.standard_normal((3 * n_t, d)).astype(np.float32)
+    segs = SegmentArrays.from_segments([
+        {"start": float(i // 3), "end": float(i // 3 + 1), "option": str(opts[i]), "vector": vecs[i],
+         "text": "a cooking tutorial", "thumbnail_url": f"https://t/{i // 3}.jpg"} for i in range(3 * n_t)])
+    q = rng.standard_normal((30, d))
+    classes = [MediaClass(f"c{k}", [f"p{k}a", f"p{k}b", "cooking tutorial"], q[3 * k: 3 * k + 3],
+                          conversation_option="exact_match" if k == 0 else None) for k in range(10)]
+    return segs, classes

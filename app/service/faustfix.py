@@ -85,7 +85,7 @@ import contextvars
 import importlib.metadata
 import os
 from collections import defaultdict, deque
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 #: The exact versions whose source these patches were read against.
 PATCHED_FOR = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0"}
@@ -224,7 +224,7 @@ def _seeking_fresh_partitions(perform_seek):
     return perform_seek_with_starts
 
 
-def lowest_pending(acked: Iterable[int], gaps: Iterable[tuple[int, int]]) -> int | None:
+def lowest_pending(acked: Sequence[int], gaps: Iterable[tuple[int, int]]) -> int | None:
     """The lowest offset known done: acked, or the first offset of a hole (``(begin, end)``, end excluded).
 
     >>> lowest_pending([7, 5, 9], [(3, 5)])
@@ -232,11 +232,10 @@ def lowest_pending(acked: Iterable[int], gaps: Iterable[tuple[int, int]]) -> int
     >>> lowest_pending([], [(3, 5)]) is None
     True
     """
-    acked = list(acked)
     if not acked:
         return None
     top = max(acked)
-    return min([min(acked)] + [begin for begin, _ in gaps if begin <= top])
+    return min(min(acked), min((begin for begin, _ in gaps if begin <= top), default=top))
 
 
 def _strict_head(new_offset):

@@ -7,6 +7,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from typing import Any
 
 import numpy as np
 import orjson
@@ -40,12 +41,14 @@ def articles(n: int, run: str = "", seed: int = 5) -> tuple[list[tuple[str, dict
     return recs, truth
 
 
-def http(port: int, method: str, path: str, body: bytes | dict | None = None, key: str | None = None) -> tuple[int, object]:
+def http(port: int, method: str, path: str, body: bytes | dict | None = None, key: str | None = None,
+         headers: dict | None = None, timeout: float = 30.0) -> tuple[int, Any]:
+    """One JSON request to a worker's web server (the key as ``x-api-key``); ``(status, parsed body)``."""
     data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
-    headers = {"content-type": "application/json", **({"x-api-key": key} if key else {})}
+    headers = {"content-type": "application/json", **({"x-api-key": key} if key else {}), **(headers or {})}
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method, headers=headers)
     try:
-        with urllib.request.urlopen(req, timeout=10) as r:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
             raw = r.read()
             return r.status, json.loads(raw) if raw else None
     except urllib.error.HTTPError as e:

@@ -7,13 +7,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import urllib.error
-import urllib.request
+from typing import Any
 
 import numpy as np
 import pytest
 
 from app.core.frames import frame_scores
+from tests.integration import jobs_helpers
 from app.core.media import MediaClass
 from app.core.segments import SegmentArrays, merge_chunks
 
@@ -23,16 +23,8 @@ KEY, RATE_KEY, DIM, SECONDS, RATE = "hive-main-key-0123456789", "hive-rate-key-0
 CLASSES = ("Dance", "Cooking", "Other")
 
 
-def http(port: int, method: str, path: str, body: bytes | None = None, key: str | None = KEY) -> tuple[int, dict]:
-    h = {"Content-Type": "application/json"}
-    if key:
-        h["Authorization"] = f"Token {key}"
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, headers=h, method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
+def http(port: int, method: str, path: str, body: bytes | None = None, key: str | None = KEY) -> tuple[int, Any]:
+    return jobs_helpers.http(port, method, path, body, headers={"Authorization": f"Token {key}"} if key else None)
 
 
 def hive_error(status: int, message: str) -> dict:

@@ -16,8 +16,7 @@ import os
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
+from typing import Any
 
 import numpy as np
 import pytest
@@ -26,6 +25,7 @@ from app.core.media import MediaClass, classify_media
 from app.core.segments import SegmentArrays, merge_chunks
 from app.core.vectorizers import get_vectorizer
 from app.schemas.vectors import encode_vector
+from tests.integration import jobs_helpers
 
 twelvelabs = pytest.importorskip("twelvelabs")  # the `test` extra pins it
 pytestmark = pytest.mark.kafka
@@ -125,16 +125,8 @@ def drop_none(x):
 
 
 def http(port: int, method: str, path: str, body: bytes | None = None, key: str | None = ERR_KEY,
-         headers: dict | None = None) -> tuple[int, dict]:
-    h = {"Content-Type": "application/json", **(headers or {})}
-    if key:
-        h["x-api-key"] = key
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, headers=h, method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
+         headers: dict | None = None) -> tuple[int, Any]:
+    return jobs_helpers.http(port, method, path, body, key, headers)
 
 
 async def wait_for(cond, timeout: float = 60.0, what: str = "condition"):

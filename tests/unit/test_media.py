@@ -29,6 +29,7 @@ import numpy as np
 import pytest
 
 import app.core.media as media_mod
+from app.devtools import samples
 from app.core.media import MediaClass, _prompt_regex, classify_media, classify_page, parse_page_token
 from app.core.segments import SegmentArrays
 
@@ -275,16 +276,7 @@ def test_pagination_shape() -> None:
 def test_two_hour_video_is_classified() -> None:
     """A two-hour video (21,600 segments) classifies correctly. Its speed is measured by
     ``bench/media_core.py`` (``make bench-core``); it was asserted here (< 1 s) and failed on a loaded machine."""
-    rng = np.random.default_rng(7)
-    n_t, d = 7200, 256
-    opts = np.repeat(np.array(["visual", "conversation", "text_in_video"])[None], n_t, 0).ravel()
-    vecs = rng.standard_normal((3 * n_t, d)).astype(np.float32)
-    segs = SegmentArrays.from_segments([
-        {"start": float(i // 3), "end": float(i // 3 + 1), "option": str(opts[i]), "vector": vecs[i],
-         "text": "a cooking tutorial", "thumbnail_url": f"https://t/{i // 3}.jpg"} for i in range(3 * n_t)])
-    q = rng.standard_normal((30, d))
-    classes = [MediaClass(f"c{k}", [f"p{k}a", f"p{k}b", "cooking tutorial"], q[3 * k : 3 * k + 3],
-                          conversation_option="exact_match" if k == 0 else None) for k in range(10)]
+    segs, classes = samples.long_video()
     r = classify_media(segs, 7200.0, classes, video_id="long", include_clips=True,
                        show_detailed_score=True, threshold={"min_clip_score": 10})
     assert r["classes"][0]["name"] == "c0" and r["classes"][0]["duration_ratio"] == 1.0
