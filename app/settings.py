@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     # The console (app/service/web_console.py): served by every worker on its web port, behind the keys.
     console_enabled: bool = True
     console_window: int = Field(10_000, ge=100, le=1_000_000, description="recent results the console keeps")
+    console_idle_seconds: float = Field(
+        300, ge=0, description="the console's feed tails the output topics while a page, API call or live stream "
+        "used it within this many seconds (0: always); feedback and training are always read")
     # A dead worker's partitions move after session_timeout: 10 s instead of Kafka's 45 s
     # default keeps a crash's gap short; heartbeats every 3 s keep live workers in the group.
     session_timeout: float = Field(10.0, gt=0)
