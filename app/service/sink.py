@@ -5,9 +5,9 @@ exceed the producer's message limit: a dead letter carries a bounded prefix of a
 value (``app/classify/deadletter.py``), and an outcome whose result would not fit becomes a
 ``result_too_large`` dead letter instead.
 
-**At-least-once.** Records go straight into the aiokafka producer's buffer as one record
-batch per partition (``app/service/produce.py``: no Faust ``FutureMessage``, no future per
-record; both cost more than the send itself). An agent's batch is acked only after ``emit`` returns, i.e. after every output
+**At-least-once.** Records go straight into the aiokafka producer's buffer, partition by
+partition (``app/service/produce.py``: no Faust ``FutureMessage``, no ``send`` call per record;
+both cost more than the append itself). An agent's batch is acked only after ``emit`` returns, i.e. after every output
 is in that buffer; Faust's commit (``Consumer._commit_offsets``, non-transactional) awaits
 ``app.producer.flush()`` -- Faust's own buffer, then aiokafka's ``flush()``, which waits for
 every batch in the accumulator to be acknowledged -- before it commits an offset. So an
@@ -48,7 +48,7 @@ from app.classify.codec import Rejected
 from app.classify.deadletter import dead_letter
 from app.classify.outcome import Outcome, Record, TableWrite
 from app.service.metrics import DEAD_LETTERS, HITS, RESULTS, SEND_ERRORS
-from app.service.produce import PartitionBatches, Sent
+from app.service.produce import Outbox, Sent
 from app.service.tables import Tables
 
 HEADROOM = 64 * 1024  # headers and record overhead
@@ -78,14 +78,14 @@ class Sink:
         self._changelogs: dict[str, Any] = {}  # changelog topic -> its table (persisted offsets)
 
     async def emit(self, batch: Iterable[tuple[Record, Outcome]]) -> None:
-        """Send every outcome's outputs, then apply its table writes, in input order: one record
-        batch per partition (``app/service/produce.py``), the table writes' changelog records too."""
+        """Send every outcome's outputs, then apply its table writes, in input order (per partition:
+        ``app/service/produce.py``), the table writes' changelog records with them."""
         producer = await self.app.maybe_start_producer()
         self._guard(self.app.consumer)
         headers = _headers()
         counts: Counter[tuple[object, str]] = Counter()  # metrics once per batch, not per record
         async with self._lock():
-            out = PartitionBatches(producer._ensure_producer())  # noqa: SLF001 - the aiokafka producer
+            out = Outbox(producer._ensure_producer())  # noqa: SLF001 - the aiokafka producer
             await out.prepare((self.results, self.moderation, self.deadletter))
             await self._queue_unsent(out)
             for record, outcome in batch:
@@ -114,7 +114,7 @@ class Sink:
             return False
         return True
 
-    async def _queue_changelog(self, out: PartitionBatches, w: TableWrite) -> None:
+    async def _queue_changelog(self, out: Outbox, w: TableWrite) -> None:
         table = self.tables.by_name[w.table]
         assert table.partitions is not None  # app/service/tables.py always sets them
         topic = table.changelog_topic.get_topic_name()
@@ -124,29 +124,28 @@ class Sink:
         out.add(topic, w.key, w.value, partition=partition_of(w.key, table.partitions))
 
     def _submitted(self, sent: Sent) -> None:
+        for fut in sent.futures:
+            fut.add_done_callback(self._delivered)
         table = self._changelogs.get(sent.topic)
-        if table is None:
-            sent.future.add_done_callback(self._delivered)
-        else:
+        if table is not None and sent.futures:
             tp = TP(sent.topic, sent.partition)
-            sent.future.add_done_callback(lambda f: self._logged(table, tp, sent.count, f))
+            sent.futures[-1].add_done_callback(lambda f: self._logged(table, tp, f))
 
-    def _logged(self, table: Any, tp: TP, count: int, fut: asyncio.Future) -> None:
+    def _logged(self, table: Any, tp: TP, fut: asyncio.Future) -> None:
         # What Faust's Table._on_changelog_sent does (at-least-once): RocksDB remembers the
-        # offset its data reaches, so recovery replays only what came after it.
+        # offset its data reaches, so recovery replays only what came after it. (A failure
+        # is seen by _delivered: a changelog record lost is table state lost, it stops the commits.)
         if not fut.cancelled() and fut.exception() is None:
-            table.data.set_persisted_offset(tp, fut.result().offset + count - 1)
-        else:
-            self._delivered(fut)  # a changelog record lost is table state lost: it stops the commits too
+            table.data.set_persisted_offset(tp, fut.result().offset)
 
-    async def _queue_unsent(self, out: PartitionBatches) -> None:
+    async def _queue_unsent(self, out: Outbox) -> None:
         while self._unsent:
             await self._queue_changelog(out, self._unsent.popleft())
 
     async def _drain(self) -> None:
         producer = await self.app.maybe_start_producer()
         async with self._lock():
-            out = PartitionBatches(producer._ensure_producer())  # noqa: SLF001
+            out = Outbox(producer._ensure_producer())  # noqa: SLF001
             await self._queue_unsent(out)
             await out.send(self._submitted)
 
