@@ -195,15 +195,23 @@ class MediaApi:
 
     async def at_home(self, view: View, request: Request, home: int) -> Response | None:
         """None when this worker answers for the ``home`` partition; else the answer of its owner
-        (forwarded once), or a 503 while the partition has no owner here."""
-        if home in self.peers.active(REQUEST_RESULTS):
-            return None
+        (forwarded once). While the partition moves (no owner, or its owner unreachable) this waits
+        up to :data:`MOVING_WAIT`, then answers 503."""
+        deadline = time.monotonic() + MOVING_WAIT
+        while True:
+            if home in self.peers.active(REQUEST_RESULTS):
+                return None
+            owner = self.peers.owners(REQUEST_RESULTS).get(home)
+            if owner is not None and not self.peers.is_here(owner):
+                if self.peers.routed(request):
+                    break  # one hop: the layout changed under the forward, the caller tries again
+                forwarded = await self.peers.forward(view, request, owner, self.rt.settings.classify_peer_timeout)
+                if forwarded is not None:
+                    return forwarded
+            if time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(RETRY_EVERY)
         api = "hive" if request.url.path.startswith("/api/") else "twelvelabs"
-        owner = self.peers.owners(REQUEST_RESULTS).get(home)
-        if owner is not None and not self.peers.is_here(owner) and not self.peers.routed(request):
-            forwarded = await self.peers.forward(view, request, owner, self.rt.settings.classify_peer_timeout)
-            if forwarded is not None:
-                return forwarded
         return api_error(view, api, 503, "The worker holding this answer is not reachable right now: try again "
                          "in a moment.", "service_unavailable", {"Retry-After": "1"})
 
