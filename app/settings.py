@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var/worker")
     web_host: str = "127.0.0.1"
     web_port: int = 6066
+    # How the other workers reach this one (requests for partitions it owns are forwarded here); empty:
+    # http://<web_host>:<web_port>. Set it when web_host is a bind-all address (0.0.0.0) or behind NAT.
+    web_canonical_url: str = ""
     web_enabled: bool = True
     # HTTP hardening (app/service/httpguard.py). Keys: comma-separated in LABELSTREAM_API_KEYS and/or
     # one per line in the file LABELSTREAM_API_KEYS_FILE ('#' comments); never in a committed file.
@@ -114,6 +117,8 @@ class Settings(BaseSettings):
     classify_page_ttl: float = Field(3600.0, gt=0, description="seconds a classify page token stays valid")
     classify_rate_limit: int = Field(0, ge=0, description="classify requests per minute per API key (0: no limit)")
     classify_max_videos: int = Field(10_000, ge=1, description="videos one classify request may score")
+    classify_peer_timeout: float = Field(600.0, gt=0, description="seconds a worker waits for another worker's "
+                                         "share of a classify request (its partitions of the media store)")
 
     # kNN index
     knn_exact_threshold: int = 2_000
