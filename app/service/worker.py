@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from app.classify.state import ModelState
 from app.service import (feedback_agent, jobs, sweeper, web, web_console, web_hive, web_twelvelabs, web_weaviate,
                          web_yandex)
-from app.service.admin import bootstrap
+from app.service.admin import bootstrap, group_consumed
 from app.service.agents import media, objects, training
 from app.service.faust_app import MAX_MESSAGE_BYTES, make_app, make_topics
 from app.service.httpguard import check_web
@@ -39,7 +39,9 @@ def build(settings: Settings) -> Runtime:
     topics = make_topics(app, settings)
     tables = Tables(app, settings)
     state = ModelState(settings)
-    replica = ChangelogReplica(bootstrap(settings.broker), tables.changelog(TRAINING), state.apply)
+    boot = bootstrap(settings.broker)
+    replica = ChangelogReplica(boot, tables.changelog(TRAINING), state.apply,  # ready = the topic's backlog applied
+                               upstream=lambda: group_consumed(boot, settings.app_id, settings.topic("training")))
     rt = Runtime(settings, app, topics, tables, state, replica, Sink(topics, tables, MAX_MESSAGE_BYTES, on_failure=_stop_worker),
                  ThreadPoolExecutor(settings.classify_threads, thread_name_prefix="classify"))
     for agent in (objects, training, media):
