@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     # The console (app/service/web_console.py): served by every worker on its web port, behind the keys.
     console_enabled: bool = True
     console_window: int = Field(10_000, ge=100, le=1_000_000, description="recent results the console keeps")
+    emit_every: float = Field(0.05, gt=0, description="objects: a fetched batch is classified and emitted in "
+                              "chunks of about this many seconds of work (results flow while a batch is worked)")
+    loop_stall_seconds: float = Field(1.0, gt=0, description="an event-loop stall longer than this is logged "
+                                      "with every thread's stack (labelstream_event_loop_stall_seconds)")
     console_idle_seconds: float = Field(
         300, ge=0, description="the console's feed tails the output topics while a page, API call or live stream "
         "used it within this many seconds (0: always); feedback and training are always read")

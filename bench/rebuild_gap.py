@@ -130,7 +130,8 @@ async def run(broker: str, a: argparse.Namespace) -> tuple[list[dict], dict]:
     with tempfile.TemporaryDirectory(prefix="bench-gap-") as tmp:
         info.update(await fill.fill(settings, PARTITIONS, w.training, 0))  # straight to the changelog
         spy = [str(Path(sys.executable).parent / "py-spy"), "record", "-r", "50", "-f", "raw", "-o", a.profile, "--threads", "--"] if a.profile else None
-        worker = WorkerProcess({**env, "LABELSTREAM_DATA_DIR": tmp}, Path(tmp) / "worker.log", prefix=spy).start()
+        worker = WorkerProcess({**env, "LABELSTREAM_DATA_DIR": tmp}, Path(a.worker_log or Path(tmp) / "worker.log"),
+                               prefix=spy).start()
         reader = Reader(settings.topic("results"), broker)
         rtask = asyncio.create_task(reader.run())
         stop = asyncio.Event()
@@ -203,6 +204,7 @@ def main() -> int:
     ap.add_argument("--after", type=float, default=10.0)
     ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument("--write", action="store_true")
+    ap.add_argument("--worker-log", metavar="FILE", help="keep the worker's log here")
     ap.add_argument("--profile", metavar="FILE", help="run the worker under py-spy record (raw stacks, from its start)")
     a = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)

@@ -16,6 +16,7 @@ from app.classify.state import ModelState
 from app.service import (feedback_agent, jobs, sweeper, web, web_console, web_hive, web_twelvelabs, web_weaviate,
                          web_yandex)
 from app.service.admin import bootstrap, group_consumed
+from app.service.loopwatch import LoopWatch
 from app.service.agents import media, objects, training
 from app.service.faust_app import MAX_MESSAGE_BYTES, make_app, make_topics
 from app.service.httpguard import check_web
@@ -55,6 +56,12 @@ def build(settings: Settings) -> Runtime:
     web_yandex.register(rt)  # POST /vision/v1/batchAnalyze (raw images)
     web_console.register(rt)  # the console at /console and its feed (app/service/console_feed.py)
     sweeper.register(rt)  # TTLs and retention of the tables (app/settings.py)
+
+    watch = LoopWatch(settings.loop_stall_seconds)  # a stalled event loop is logged with every thread's stack
+
+    @app.task
+    async def loop_watch() -> None:
+        await watch.run()
 
     @app.task
     async def training_replica() -> None:
