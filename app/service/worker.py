@@ -39,7 +39,8 @@ def build(settings: Settings) -> Runtime:
     topics = make_topics(app, settings)
     tables = Tables(app, settings)
     state = ModelState(settings)
-    replica = ChangelogReplica(bootstrap(settings.broker), tables.changelog(TRAINING), state.apply)
+    replica = ChangelogReplica(bootstrap(settings.broker), tables.changelog(TRAINING), state.apply,
+                               settle=state.caught_up)
     rt = Runtime(settings, app, topics, tables, state, replica, Sink(topics, tables, MAX_MESSAGE_BYTES, on_failure=_stop_worker),
                  ThreadPoolExecutor(settings.classify_threads, thread_name_prefix="classify"))
     for agent in (objects, training, media):

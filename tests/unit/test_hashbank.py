@@ -55,3 +55,37 @@ def test_live_banks_match_brute_force_through_rebuilds_replacements_and_deletes(
         assert {(m.entry_id, m.distance) for m in got} == want
     banks.delete_bank("a")
     assert all(m.bank == "b" for ms in banks.match(queries) for m in ms)
+
+
+def test_a_large_overlay_is_searched_through_its_own_index_and_compacted(monkeypatch):
+    """Entries upserted since the last build: an indexed overlay plus a brute-force tail, interleaved
+    with lookups (each may index the overlay again), then compact() folds everything into one build."""
+    from app.index import hashbank
+
+    monkeypatch.setattr(hashbank, "OVERLAY_TAIL", 64)
+    rng = np.random.default_rng(11)
+    banks = HashBanks(rebuild_min=10**9)  # never rebuilt by upserts: everything stays in the overlay
+    banks.set_bank(BankSpec("a", threshold=31))
+    hashes = rng.integers(0, 256, (1500, 32), dtype=np.uint8)
+
+    def check(upto: int) -> None:
+        picks = rng.integers(0, upto, 40)
+        q = np.concatenate([np.stack([flipped(rng, hashes[i], int(rng.integers(0, 36))) for i in picks]),
+                            rng.integers(0, 256, (5, 32), dtype=np.uint8)])
+        live = [i for i in range(upto) if i % 10 != 3]  # every tenth entry (from 3) deleted
+        for qi, got in enumerate(banks.match(q, {"a"})):
+            d = hamming(hashes[live], q[qi])
+            assert sorted((m.entry_id, m.distance) for m in got) == sorted(
+                (f"e{live[r]}", int(d[r])) for r in np.flatnonzero(d <= 31))
+
+    for i in range(len(hashes)):
+        banks.upsert_entry(Entry(f"e{i}", "a", hashes[i:i + 1]))
+        if i % 10 == 3:
+            banks.delete_entry(f"e{i}")
+        if i in (50, 400, 401, 999):  # tail only; then indexed overlay + tail, several times
+            check(i + 1)
+    check(len(hashes))
+    assert banks.builds == 0 and banks._ov_index.n > 0
+    banks.compact()
+    assert banks.builds == 1 and banks._overlay == [] and banks._index.n == len(hashes) - 150
+    check(len(hashes))
