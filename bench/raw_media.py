@@ -197,7 +197,7 @@ def main() -> None:
 
     cmd = " ".join(["bench/raw_media.py", *sys.argv[1:]])
     lines = [
-        f"`make bench` (`bench/e2e.py`, then `{cmd}`; {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, load "
+        f"`.venv/bin/python {cmd}` (the second step of `make bench`; {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, load "
         f"average {load0:.1f} at start / {load1:.1f} at the end, Python {platform.python_version()}, numpy "
         f"{np.__version__}; the worker's classify pool: {threads} threads)", "",
         f"| frames per worker | one thread: frames/s (wall) | per CPU-second | classify pool ({threads} threads): "

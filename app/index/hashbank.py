@@ -171,7 +171,7 @@ class Match:
 
 
 class HashBanks:
-    """Every bank and entry of a worker; one lock (queries take ~0.1 ms; writes come from the replica)."""
+    """Every bank and entry of a worker; one lock for writes (from the replica), lookups search outside it."""
 
     def __init__(self, rebuild_min: int = 2048):
         self.rebuild_min = rebuild_min
@@ -239,44 +239,50 @@ class HashBanks:
         return len(self.entries)
 
     def match(self, queries: np.ndarray, banks: set[str] | None = None) -> list[list[Match]]:
-        """Per query hash, every live entry hash within its bank's threshold (nearest first)."""
+        """Per query hash, every live entry hash within its bank's threshold (nearest first).
+
+        Searches outside the lock, so the classify pool's threads look up at once: the lock is held
+        only to take the current indexes (and to index the overlay again when its tail is too long).
+        The built arrays are never changed in place, only replaced; a lookup concurrent with a write
+        sees the entry as it was before or after it."""
+        queries = np.asarray(queries, np.uint8).reshape(-1, BYTES)
+        out: list[list[Match]] = [[] for _ in range(len(queries))]
         with self._lock:
             specs = {n: b for n, b in self.banks.items() if banks is None or n in banks}
-            queries = np.asarray(queries, np.uint8).reshape(-1, BYTES)
-            out: list[list[Match]] = [[] for _ in range(len(queries))]
             if not specs:
                 return out
-            radius = max(b.threshold for b in specs.values())
-            for qi, (rows, dists) in enumerate(self._index.search(queries, radius)):
-                for r, d in zip(rows.tolist(), dists.tolist()):
-                    eid, gen, k = self._meta[r]
-                    self._keep(out[qi], eid, gen, k, d, specs)
-            self._match_overlay(queries, radius, specs, out)
-            for ms in out:
-                ms.sort(key=lambda m: (m.distance, m.bank, m.entry_id, m.hash_index))
-            return out
+            index, meta = self._index, self._meta
+            overlay, ov_index, tail = self._overlay_view()
+        radius = max(b.threshold for b in specs.values())
+        for qi, (rows, dists) in enumerate(index.search(queries, radius)):
+            for r, d in zip(rows.tolist(), dists.tolist()):
+                eid, gen, k = meta[r]
+                self._keep(out[qi], eid, gen, k, d, specs)
+        for qi, (rows, dists) in enumerate(ov_index.search(queries, radius)):
+            for r, d in zip(rows.tolist(), dists.tolist()):
+                _, eid, gen, k = overlay[r]
+                self._keep(out[qi], eid, gen, k, d, specs)
+        if len(tail):  # the overlay's newest rows, overlay[ov_index.n:][:len(tail)], by brute force
+            qw = as_words(queries)
+            for q0 in range(0, len(qw), QUERY_BLOCK):
+                d = np.bitwise_count(qw[q0:q0 + QUERY_BLOCK, None, :] ^ tail[None]).sum(axis=2, dtype=np.int32)
+                for qi, r in zip(*(a.tolist() for a in np.nonzero(d <= radius))):
+                    _, eid, gen, k = overlay[ov_index.n + r]
+                    self._keep(out[q0 + qi], eid, gen, k, int(d[qi, r]), specs)
+        for ms in out:
+            ms.sort(key=lambda m: (m.distance, m.bank, m.entry_id, m.hash_index))
+        return out
 
-    def _match_overlay(self, queries: np.ndarray, radius: int, specs: dict[str, BankSpec],
-                       out: list[list[Match]]) -> None:
-        """The overlay's rows within ``radius``: its index, then the tail by brute force (all queries at once)."""
+    def _overlay_view(self) -> tuple[list[tuple[np.ndarray, str, int, int]], MihIndex, np.ndarray]:
+        """(Under the lock.) The overlay rows, the index over its first rows and the words of the rest:
+        the overlay is indexed again first when more than ``OVERLAY_TAIL`` rows are not."""
         if len(self._overlay) - self._ov_index.n > OVERLAY_TAIL:
             self._ov_index = MihIndex(np.stack([o[0] for o in self._overlay]))
             self._tail_words = None
-        for qi, (rows, dists) in enumerate(self._ov_index.search(queries, radius)):
-            for r, d in zip(rows.tolist(), dists.tolist()):
-                _, eid, gen, k = self._overlay[r]
-                self._keep(out[qi], eid, gen, k, d, specs)
-        start = self._ov_index.n
-        if start == len(self._overlay):
-            return
         if self._tail_words is None:
-            self._tail_words = as_words(np.stack([o[0] for o in self._overlay[start:]]))
-        qw = as_words(queries)
-        for q0 in range(0, len(qw), QUERY_BLOCK):
-            d = np.bitwise_count(qw[q0:q0 + QUERY_BLOCK, None, :] ^ self._tail_words[None]).sum(axis=2, dtype=np.int32)
-            for qi, r in zip(*(a.tolist() for a in np.nonzero(d <= radius))):
-                _, eid, gen, k = self._overlay[start + r]
-                self._keep(out[q0 + qi], eid, gen, k, int(d[qi, r]), specs)
+            rest = self._overlay[self._ov_index.n:]
+            self._tail_words = as_words(np.stack([o[0] for o in rest])) if rest else np.empty((0, 4), np.uint64)
+        return self._overlay, self._ov_index, self._tail_words
 
     def _keep(self, into: list[Match], eid: str, gen: int, k: int, d: int, specs: dict[str, BankSpec]) -> None:
         live = self.entries.get(eid)

@@ -89,3 +89,40 @@ def test_a_large_overlay_is_searched_through_its_own_index_and_compacted(monkeyp
     banks.compact()
     assert banks.builds == 1 and banks._overlay == [] and banks._index.n == len(hashes) - 150
     check(len(hashes))
+
+
+def test_lookups_from_several_threads_while_the_replica_writes_and_rebuilds():
+    """Lookups run outside the lock: entries present before they start are always found, whatever
+    rebuilds, overlay re-indexing and upserts happen meanwhile in the writer thread."""
+    import threading
+
+    rng = np.random.default_rng(13)
+    banks = HashBanks(rebuild_min=64)
+    banks.set_bank(BankSpec("a", threshold=31))
+    stable = rng.integers(0, 256, (200, 32), dtype=np.uint8)
+    for i in range(len(stable)):
+        banks.upsert_entry(Entry(f"s{i}", "a", stable[i:i + 1]))
+    q = np.stack([flipped(rng, stable[i], 20) for i in range(len(stable))])
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def look() -> None:
+        try:
+            while not done.is_set():
+                got = banks.match(q[:16], {"a"})
+                assert [sorted(m.entry_id for m in ms if m.entry_id.startswith("s")) for ms in got] == [
+                    [f"s{i}"] for i in range(16)]
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=look) for _ in range(2)]
+    for t in threads:
+        t.start()
+    fresh = rng.integers(0, 256, (3000, 32), dtype=np.uint8)
+    for i in range(len(fresh)):
+        banks.upsert_entry(Entry(f"f{i}", "a", fresh[i:i + 1]))
+    done.set()
+    for t in threads:
+        t.join()
+    assert errors == [] and banks.builds >= 3
+    assert [[m.entry_id for m in ms] for ms in banks.match(q, {"a"})] == [[f"s{i}"] for i in range(len(stable))]
