@@ -226,7 +226,18 @@ def main() -> None:
 
 
 NOTES = """
+- Bank states: loading entries one by one (as the training replica applies them) leaves up to a fifth of
+  the hashes in the overlay (geometric rebuilds). `main` searched that overlay by brute force, query by
+  query (the `before` rows, with `--before main`); this tree indexes the overlay too (a multi-index of its
+  own, brute force only for its newest <= 2,048 rows) and the worker folds it into the built index when its
+  training replica has caught up (`compact()`), so a worker starts in the "after catch-up" state. Live
+  upserts after that collect in the overlay again until the next rebuild (a quarter of the built rows).
+- Profile (py-spy on `MihIndex.search`, 16 per call, 1M hashes): ~40 % gathering the 128-bit prefixes of
+  the ~4,100 candidates per query (memory-bound), the rest spread over ~25 numpy calls per search; with
+  one hash per call those calls' fixed cost dominates, hence the lower rate.
 - Wall vs CPU: the machine is shared (load average above); per CPU-second is what an idle core would do.
+  The pool column: lookups search outside the lock, but on 2 busy CPUs the second thread mostly competes
+  with the first (and for the GIL between numpy calls).
 - Frames: what the media step runs per sampled frame; decoding a video (PyAV) comes on top, per decoded
   frame. The pool column is one worker's classify pool, so a worker's frames/s.
 - Bank: uniformly random hashes (real PDQ hashes bunch up more: more candidates per lookup, same recall,
