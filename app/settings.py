@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var/worker")
     web_host: str = "127.0.0.1"
     web_port: int = 6066
+    # How the other workers reach this one (requests for partitions it owns are forwarded here); empty:
+    # http://<web_host>:<web_port>. Set it when web_host is a bind-all address (0.0.0.0) or behind NAT.
+    web_canonical_url: str = ""
     web_enabled: bool = True
     # HTTP hardening (app/service/httpguard.py). Keys: comma-separated in LABELSTREAM_API_KEYS and/or
     # one per line in the file LABELSTREAM_API_KEYS_FILE ('#' comments); never in a committed file.
@@ -53,6 +56,13 @@ class Settings(BaseSettings):
     # The console (app/service/web_console.py): served by every worker on its web port, behind the keys.
     console_enabled: bool = True
     console_window: int = Field(10_000, ge=100, le=1_000_000, description="recent results the console keeps")
+    emit_every: float = Field(0.05, gt=0, description="objects: a fetched batch is classified and emitted in "
+                              "chunks of about this many seconds of work (results flow while a batch is worked)")
+    loop_stall_seconds: float = Field(1.0, gt=0, description="an event-loop stall longer than this is logged "
+                                      "with every thread's stack (labelstream_event_loop_stall_seconds)")
+    console_idle_seconds: float = Field(
+        300, ge=0, description="the console's feed tails the output topics while a page, API call or live stream "
+        "used it within this many seconds (0: always); feedback and training are always read")
     # A dead worker's partitions move after session_timeout: 10 s instead of Kafka's 45 s
     # default keeps a crash's gap short; heartbeats every 3 s keep live workers in the group.
     session_timeout: float = Field(10.0, gt=0)
@@ -111,6 +121,8 @@ class Settings(BaseSettings):
     classify_page_ttl: float = Field(3600.0, gt=0, description="seconds a classify page token stays valid")
     classify_rate_limit: int = Field(0, ge=0, description="classify requests per minute per API key (0: no limit)")
     classify_max_videos: int = Field(10_000, ge=1, description="videos one classify request may score")
+    classify_peer_timeout: float = Field(600.0, gt=0, description="seconds a worker waits for another worker's "
+                                         "share of a classify request (its partitions of the media store)")
 
     # kNN index
     knn_exact_threshold: int = 2_000

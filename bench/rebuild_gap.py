@@ -23,6 +23,7 @@ import asyncio
 import logging
 import os
 import re
+import signal
 import sys
 import tempfile
 import time
@@ -128,7 +129,9 @@ async def run(broker: str, a: argparse.Namespace) -> tuple[list[dict], dict]:
     info: dict = {"load_start": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory(prefix="bench-gap-") as tmp:
         info.update(await fill.fill(settings, PARTITIONS, w.training, 0))  # straight to the changelog
-        worker = WorkerProcess({**env, "LABELSTREAM_DATA_DIR": tmp}, Path(tmp) / "worker.log").start()
+        spy = [str(Path(sys.executable).parent / "py-spy"), "record", "-r", "50", "-f", "raw", "-o", a.profile, "--threads", "--"] if a.profile else None
+        worker = WorkerProcess({**env, "LABELSTREAM_DATA_DIR": tmp}, Path(a.worker_log or Path(tmp) / "worker.log"),
+                               prefix=spy).start()
         reader = Reader(settings.topic("results"), broker)
         rtask = asyncio.create_task(reader.run())
         stop = asyncio.Event()
@@ -184,6 +187,9 @@ async def run(broker: str, a: argparse.Namespace) -> tuple[list[dict], dict]:
             stop.set()
             rtask.cancel()
             await asyncio.gather(rtask, return_exceptions=True)
+            if a.profile and worker.alive and worker.proc is not None:  # py-spy writes its file on SIGINT
+                os.killpg(worker.proc.pid, signal.SIGINT)
+                await asyncio.to_thread(worker.proc.wait, 60)
             worker.stop()
 
 
@@ -198,6 +204,8 @@ def main() -> int:
     ap.add_argument("--after", type=float, default=10.0)
     ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument("--write", action="store_true")
+    ap.add_argument("--worker-log", metavar="FILE", help="keep the worker's log here")
+    ap.add_argument("--profile", metavar="FILE", help="run the worker under py-spy record (raw stacks, from its start)")
     a = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)
     with localkafka.configured_or_local(os.environ.get("LABELSTREAM_BROKER")) as broker:

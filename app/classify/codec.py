@@ -97,9 +97,66 @@ def check_depth(value: Any, path: str, limit: int = MAX_PROPERTY_DEPTH) -> None:
 
 
 def dumps(obj: Any) -> bytes:
+    """JSON bytes of a model (by alias, nothing excluded) or of plain data.
+
+    A model is turned into plain data field by field and handed to orjson, without pydantic's
+    ``model_dump``: that walk over a result's ``detail`` (100 classes x 2 shapes for a zero-shot
+    result) cost more than orjson's whole serialization. Where orjson refuses a value that
+    pydantic would convert (bytes, sets, non-string keys, a model inside ``detail``), the bytes
+    come from ``model_dump`` as before; ``tests/unit/test_codec_dumps.py`` holds both to the
+    same bytes.
+
+    >>> from app.schemas.results import TaxonomyRef
+    >>> dumps(TaxonomyRef(name="tone", version=2))
+    b'{"name":"tone","version":2}'
+    """
     if isinstance(obj, BaseModel):
-        obj = obj.model_dump(mode="json", by_alias=True, exclude_none=False)
+        try:
+            return orjson.dumps(_plain(obj), option=orjson.OPT_SERIALIZE_NUMPY)
+        except TypeError:
+            obj = obj.model_dump(mode="json", by_alias=True, exclude_none=False)
     return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+_FIELDS: dict[type, tuple[tuple[str, str], ...]] = {}
+
+
+def _fields(cls: type[BaseModel]) -> tuple[tuple[str, str], ...]:
+    """(attribute, JSON key) of a model class, in declaration order (model_dump's order)."""
+    out = _FIELDS.get(cls)
+    if out is None:
+        if _custom_serialization(cls.__pydantic_core_schema__) or cls.model_config.get("extra") == "allow":
+            # e.g. a Vector field (float32 array -> tolist()): only pydantic knows its JSON
+            raise TypeError(f"{cls.__name__}: custom serialization goes through model_dump")
+        out = _FIELDS[cls] = tuple((name, f.serialization_alias or f.alias or name)
+                                   for name, f in cls.model_fields.items())
+    return out
+
+
+def _custom_serialization(schema: Any) -> bool:
+    """A ``serialization`` entry anywhere in a core schema: a field serializer, a computed field..."""
+    stack = [schema]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, dict):
+            if "serialization" in x or x.get("type") == "computed-field":
+                return True
+            stack.extend(x.values())
+        elif isinstance(x, (list, tuple)):
+            stack.extend(x)
+    return False
+
+
+def _plain(m: BaseModel) -> dict[str, Any]:
+    out = {}
+    for name, key in _fields(type(m)):
+        v = getattr(m, name)
+        if isinstance(v, BaseModel):
+            v = _plain(v)
+        elif isinstance(v, list) and v and isinstance(v[0], BaseModel):
+            v = [_plain(x) if isinstance(x, BaseModel) else x for x in v]
+        out[key] = v
+    return out
 
 
 def internal_error(e: BaseException) -> Rejected:

@@ -1,7 +1,8 @@
 """A per-key request rate limit (requests per minute), as Twelve Labs and Hive apply per API key.
 
 A sliding window: a key may make ``per_minute`` requests in any 60 seconds. Per worker (a
-deployment of N workers behind a balancer allows up to N times the limit per key).
+deployment of N workers behind a balancer allows up to N times the limit per key); a request
+forwarded to another worker, or a share of one asked of it, counts there too.
 
 >>> r = RateLimiter(2)
 >>> [r.allow("k", now) for now in (0.0, 1.0, 2.0)], r.allow("other", 2.0), r.retry_after("k", 2.0)

@@ -1,6 +1,7 @@
-"""Twelve Labs classify v1.2 on request, as pure steps: request validation, scoring of stored
-media items, and page tokens. The web views (``app/service/web_twelvelabs.py``) only move
-bytes and read tables.
+"""Twelve Labs classify v1.2 on request, as pure steps: request validation and scoring of stored
+media items (the answers of several workers are merged by ``app/classify/fanout.py``, pages are
+kept by ``app/classify/requeststore.py``). The web views (``app/service/web_twelvelabs.py``) only
+move bytes and read tables.
 
 The API is a fixed contract (frozen upstream in 2025): ``POST /v1.2/classify`` (``video_ids``),
 ``POST /v1.2/classify/bulk`` (``index_id``), ``GET /v1.2/classify/{page_token}``. Errors are
@@ -26,11 +27,7 @@ app.classify.twelvelabs.ApiError: (400, 'parameter_unknown', 'The `colour` param
 from __future__ import annotations
 
 import functools
-import secrets
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
 
@@ -39,11 +36,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from app.classify.media import Media
 from app.classify.prompts import Compiled, Embedder, PromptSpaceError, SegmentSpaceError, compile_classes
 from app.classify.state import ModelState
-from app.core.media import MAX_PAGE_LIMIT, classify_media, classify_page, parse_page_token
+from app.core.media import MAX_PAGE_LIMIT, classify_media
 from app.core.vectorizers import VectorizerError
 from app.schemas.media import THRESHOLD_KEYS, Option
 
-__all__ = ["ApiError", "ClassifyRequest", "parse_request", "classify_items", "classify_request", "Pages"]
+__all__ = ["ApiError", "ClassifyRequest", "parse_request", "classify_items", "classify_each", "first_error",
+           "classify_request", "iso"]
 
 
 class ApiError(Exception):
@@ -143,28 +141,64 @@ def classify_items(req: ClassifyRequest, items: Sequence[Media], compiled: Compi
     return out
 
 
-def classify_request(state: ModelState, embedder: Embedder, req: ClassifyRequest,
-                     items: Sequence[Media]) -> list[dict[str, Any]]:
-    """Every item classified, in the given order; items of one index share its compiled classes
-    (``app/classify/prompts.py``). Raises :class:`ApiError` (400) for a prompt or segment that has
-    no place in the index's spaces."""
+def _api_error(e: Exception) -> ApiError:
+    if isinstance(e, (PromptSpaceError, SegmentSpaceError, VectorizerError)):
+        return ApiError(400, "parameter_invalid", str(e))
+    return ApiError(400, "parameter_invalid", f"Cannot classify with these parameters: {e}")  # the core's checks
+
+
+def classify_each(state: ModelState, embedder: Embedder, req: ClassifyRequest,
+                  items: Sequence[Media]) -> list[dict[str, Any] | ApiError]:
+    """Each item's answer, in the given order: its ``{video_id, classes}``, or the :class:`ApiError`
+    (400) it raises -- a prompt with no place in its index's spaces (every item of that index), a
+    stored segment that does not fit, a parameter the core refuses. Items of one index share its
+    compiled classes (``app/classify/prompts.py``). A worker answers for the items it holds; the
+    worker that took the request merges the answers (:func:`first_error`, ``app/classify/fanout.py``)."""
     snap = state.snapshot()
-    by_index: dict[str, list[Media]] = {}
-    for m in items:
-        by_index.setdefault(m.index_id, []).append(m)
+    by_index: dict[str, list[int]] = {}
+    for i, m in enumerate(items):
+        by_index.setdefault(m.index_id, []).append(i)
     classes = [c.model_dump(exclude_none=True) for c in req.classes]
-    out: dict[str, dict[str, Any]] = {}
+    out: list[dict[str, Any] | ApiError] = [ApiError(500, "internal_error", "not classified")] * len(items)
     for index_id, group in by_index.items():
         try:
             compiled = compile_classes(classes, snap.indexes.get(index_id), req.options, req.conversation_option,
                                        functools.partial(state.prompt_vector, index_id), embedder, index_id)
-            for m, r in zip(group, classify_items(req, group, compiled)):
-                out[m.media_id] = r
-        except (PromptSpaceError, SegmentSpaceError, VectorizerError) as e:
-            raise ApiError(400, "parameter_invalid", str(e)) from None
-        except ValueError as e:  # the core's own checks (threshold values, vector sizes)
-            raise ApiError(400, "parameter_invalid", f"Cannot classify with these parameters: {e}") from None
-    return [out[m.media_id] for m in items]
+        except (PromptSpaceError, VectorizerError, ValueError) as e:
+            for i in group:
+                out[i] = _api_error(e)
+            continue
+        for i in group:
+            try:
+                [out[i]] = classify_items(req, [items[i]], compiled)
+            except (SegmentSpaceError, VectorizerError, ValueError) as e:
+                out[i] = _api_error(e)
+    return out
+
+
+def first_error(index_ids: Sequence[str], answers: Sequence[dict[str, Any] | ApiError]) -> ApiError | None:
+    """The error a request answers with: the first of its first failing index (indexes in the order
+    they first appear, items in order within one), as one worker classifying them all would raise it.
+
+    >>> e1, e2 = ApiError(400, "parameter_invalid", "one"), ApiError(400, "parameter_invalid", "two")
+    >>> first_error(["a", "b", "a"], [{}, e1, e2]).message, first_error(["a"], [{}])
+    ('two', None)
+    """
+    for index_id in dict.fromkeys(index_ids):
+        for i, a in zip(index_ids, answers):
+            if i == index_id and isinstance(a, ApiError):
+                return a
+    return None
+
+
+def classify_request(state: ModelState, embedder: Embedder, req: ClassifyRequest,
+                     items: Sequence[Media]) -> list[dict[str, Any]]:
+    """Every item classified, in the given order. Raises :class:`ApiError` (400) for a prompt or
+    segment that has no place in the index's spaces (:func:`first_error` of :func:`classify_each`)."""
+    answers = classify_each(state, embedder, req, items)
+    if (err := first_error([m.index_id for m in items], answers)) is not None:
+        raise err
+    return [a for a in answers if not isinstance(a, ApiError)]
 
 
 def iso(seconds: float) -> str:
@@ -173,83 +207,3 @@ def iso(seconds: float) -> str:
     '2023-05-22T05:19:09Z'
     """
     return datetime.fromtimestamp(int(seconds), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass
-class _Result:
-    videos: list[dict[str, Any]]
-    limit: int
-    expires: float
-
-
-class Pages:
-    """Classify results kept for paging: ``put`` stores a result and answers its first page,
-    ``page(token)`` any page until ``ttl`` seconds after the request. Tokens are
-    ``<random id>-<page>`` (``app.core.media.classify_page``); an unknown, malformed or expired
-    token is a 400. At most ``max_results`` results are kept (the oldest go first).
-
-    >>> p = Pages(ttl=60, token=lambda: "t1")
-    >>> first = p.put([{"video_id": "a"}, {"video_id": "b"}, {"video_id": "c"}], 2, now=0)
-    >>> first["page_info"]
-    {'limit_per_page': 2, 'total_results': 3, 'page_expired_at': '1970-01-01T00:01:00Z', 'next_page_token': 't1-1'}
-    >>> p.page("t1-1", now=59)["page_info"]["prev_page_token"], [v["video_id"] for v in p.page("t1-1", now=59)["data"]]
-    ('t1-0', ['c'])
-    >>> p.page("t1-1", now=60)
-    Traceback (most recent call last):
-    ...
-    app.classify.twelvelabs.ApiError: (400, 'parameter_invalid', 'The page token t1-1 has expired (at 1970-01-01T00:01:00Z): send the classify request again.')
-    """
-
-    def __init__(self, ttl: float, max_results: int = 1024, token: Any = None):
-        self.ttl, self.max_results = ttl, max_results
-        self._token = token or (lambda: secrets.token_urlsafe(12).replace("-", "_"))
-        self._results: OrderedDict[str, _Result] = OrderedDict()
-        self._expired: OrderedDict[str, float] = OrderedDict()  # prefix -> when its result expired
-        self._lock = threading.Lock()
-
-    def put(self, videos: list[dict[str, Any]], limit: int, now: float) -> dict[str, Any]:
-        prefix = self._token()
-        with self._lock:
-            self._results[prefix] = _Result(videos, limit, now + self.ttl)
-            for k in [k for k, r in self._results.items() if r.expires <= now]:
-                self._forget(k)
-            while len(self._results) > self.max_results:
-                self._forget(next(iter(self._results)))
-        return self._page(prefix, 0, self._results[prefix])
-
-    def _forget(self, prefix: str) -> None:
-        """Drop a result, remembering when it expired (a small entry) so its tokens still say so."""
-        self._expired[prefix] = self._results.pop(prefix).expires
-        while len(self._expired) > 16 * self.max_results:
-            self._expired.popitem(last=False)
-
-    def page(self, token: str, now: float) -> dict[str, Any]:
-        try:
-            prefix, page = parse_page_token(token)
-        except ValueError:
-            raise ApiError(400, "parameter_invalid", f"The page token {token} is not valid.") from None
-        with self._lock:
-            r = self._results.get(prefix)
-            gone = self._expired.get(prefix)
-        if r is None and gone is not None:
-            raise ApiError(400, "parameter_invalid", f"The page token {token} has expired (at {iso(gone)}): "
-                           "send the classify request again.")
-        if r is None:
-            raise ApiError(400, "parameter_invalid", f"The page token {token} is unknown or has expired: send the "
-                           "classify request again.")
-        if now >= r.expires:
-            raise ApiError(400, "parameter_invalid", f"The page token {token} has expired (at {iso(r.expires)}): "
-                           "send the classify request again.")
-        if page * r.limit >= max(len(r.videos), 1) and page > 0:
-            raise ApiError(400, "parameter_invalid", f"The page token {token} points past the last page.")
-        return self._page(prefix, page, r)
-
-    @staticmethod
-    def _page(prefix: str, page: int, r: _Result) -> dict[str, Any]:
-        doc = classify_page(r.videos, page_limit=r.limit, page=page, token_prefix=prefix,
-                            page_expired_at=iso(r.expires))
-        info = doc["page_info"]
-        for k in ("next_page_token", "prev_page_token"):  # absent on the last / first page (v1.2)
-            if not info[k]:
-                del info[k]
-        return doc

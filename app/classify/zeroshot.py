@@ -3,9 +3,12 @@
 A ``zeroshot`` classifier names one or more taxonomies ("models", as in Yandex Vision's
 several models per request). ``classifyProperties[i]`` is labelled from ``taxonomies[i]``
 (or from the only taxonomy when there is one), Weaviate-style: the nearest class,
-``targetWhere`` limiting the candidates. Each result also carries, per taxonomy, every
-class with a probability (Yandex), the per-head scores (Hive), the best path through a
-hierarchy, and the moderation decision; policy hits become moderation records.
+``targetWhere`` limiting the candidates. Each result also carries, per taxonomy, the top
+classes of each head (``top``), the best path through a hierarchy and the moderation
+decision; policy hits become moderation records. The full distributions -- every class
+with a probability (Yandex ``models``), every leaf's score (Hive ``heads``) -- are opt-in
+(the classifier's ``distributions``): with 100 classes they made a result 11 KB, five times
+the event, and serializing them was most of a zero-shot event's cost.
 
 All taxonomies come from the batch's snapshot, so every event of a batch is scored
 against exactly one version of each taxonomy, and the result names it.
@@ -20,7 +23,8 @@ from typing import Any
 
 from app.classify.codec import Rejected
 from app.classify.state import Classifier, Snapshot
-from app.core.zeroshot import best_paths, decide, model_output, multi_head_output, score, weaviate_zeroshot
+from app.core.zeroshot import (best_paths, decide, model_output, multi_head_output, score, top_classes,
+                               weaviate_zeroshot)
 from app.schemas.results import ModerationHit, Result, TaxonomyRef
 
 
@@ -48,10 +52,12 @@ def run_zeroshot(snap: Snapshot, c: Classifier, items: Sequence[Any], q: np.ndar
         r = Rejected("unknown_taxonomy", f"classifier {spec.name!r} uses taxonomies not published yet: {missing}", "class")
         return [(r, [])] * len(items)
     per_tax = {}
+    full = set(spec.distributions)
     for t in spec.taxonomies:
         ct = snap.taxonomies[t]
         s = score(q, ct)
-        per_tax[t] = (ct, s, model_output(s), multi_head_output(s), best_paths(s), decide(s))
+        per_tax[t] = (ct, s, model_output(s) if "models" in full else None,
+                      multi_head_output(s) if "heads" in full else top_classes(s), best_paths(s), decide(s))
     # classifyProperties[i] from taxonomies[i], or all from the only one (the schema refuses other counts)
     prop_tax = {p: spec.taxonomies[i if len(spec.taxonomies) > 1 else 0] for i, p in enumerate(spec.classifyProperties)}
     nearest_by_prop = {p: weaviate_zeroshot(per_tax[t][1], [p], c.target_where) for p, t in prop_tax.items()}
@@ -65,13 +71,19 @@ def run_zeroshot(snap: Snapshot, c: Classifier, items: Sequence[Any], q: np.ndar
             zs[p] = m
         models, heads, paths, policy, hits = [], {}, {}, {}, []
         for t, (ct, s, mo, ho, bp, dec) in per_tax.items():
-            models.append({"model": t, "version": ct.version, "properties": mo[row]})
+            if mo is not None:
+                models.append({"model": t, "version": ct.version, "properties": mo[row]})
             heads[t], paths[t], policy[t] = ho[row], bp[row], dec[row].to_dict()
             if dec[row].hit:
                 hits.append(_hit(item, ct, s, row, dec[row]))
+        detail: dict[str, Any] = {"zeroshot": zs}
+        if models:
+            detail["models"] = models
+        detail["heads" if "heads" in full else "top"] = heads
+        detail.update(paths=paths, policy=policy)
         res = Result(**base(item, c), labels=labels, confidence=conf,
                      taxonomies=[TaxonomyRef(name=t, version=v[0].version) for t, v in per_tax.items()],
-                     detail={"zeroshot": zs, "models": models, "heads": heads, "paths": paths, "policy": policy})
+                     detail=detail)
         out.append((res, hits))
     return out
 

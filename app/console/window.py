@@ -159,6 +159,24 @@ class Window:
         else:
             self._judged.add(rid)
 
+    def restart_outputs(self) -> None:
+        """Forget the outputs (results, hits, dead letters) before they are read again from the
+        topics' recent window; verdicts are kept.
+
+        >>> w = Window()
+        >>> w.add_dead({"reason": "invalid_json"}); w.restart_outputs(); w.add_dead({"reason": "invalid_json"})
+        >>> w.dead_reasons["invalid_json"], len(w.dead)
+        (1, 1)
+        """
+        self._results.clear()
+        self._rows.clear()
+        self._by_item.clear()
+        self._hits.clear()
+        self.dead.clear()
+        self.dead_reasons.clear()
+        for family in ("results", "moderation", "deadletter"):
+            self.counts.pop(family, None)
+
     # -- readers (the views) ------------------------------------------------------------
     def result(self, result_id: str) -> dict[str, Any] | None:
         raw = self._results.get(result_id)

@@ -193,33 +193,35 @@ def vote(labels: Sequence[str], distances: Sequence[float]) -> KnnVote:
     """
     if len(labels) != len(distances):
         raise ValueError(f"{len(labels)} labels but {len(distances)} distances")
-    d = np.asarray(distances, dtype=np.float64)
-    if d.size == 0:
+    # Plain floats, not numpy: k is small, and numpy's per-call overhead on 5-element arrays
+    # was most of the vote's cost (it runs once per event and classifier).
+    d = [float(x) for x in distances]
+    if not d:
         empty = dict.fromkeys(META_KEYS)
         empty.update(overallCount=0, winningCount=0, losingCount=0)
         return KnnVote(None, empty, 0.0)
-    groups: dict[str, list[int]] = {}
-    for i, lab in enumerate(labels):
-        groups.setdefault(lab, []).append(i)
+    groups: dict[str, list[float]] = {}
+    for lab, x in zip(labels, d):
+        groups.setdefault(lab, []).append(x)
     # Most neighbours, then smaller summed distance, then smaller closest, then the label.
-    winner = min(groups, key=lambda lab: (-len(groups[lab]), float(d[groups[lab]].sum()),
-                                          float(d[groups[lab]].min()), lab))
-    win = np.zeros(d.size, dtype=bool)
-    win[groups[winner]] = True
-    wd, ld = d[win], d[~win]
-    scale = float(d.max())
-    weights = np.ones_like(d) if scale == 0.0 else 1.0 / (d + EPS_REL * scale)
+    winner = min(groups, key=lambda lab: (-len(groups[lab]), sum(groups[lab]), min(groups[lab]), lab))
+    wd = groups[winner]
+    ld = [x for lab, x in zip(labels, d) if lab != winner]
+    scale = max(d)
+    eps = EPS_REL * scale
+    weights = [1.0] * len(d) if scale == 0.0 else [1.0 / (x + eps) for x in d]
     meta = {
-        "overallCount": int(d.size),
-        "winningCount": int(wd.size),
-        "losingCount": int(ld.size),
-        "meanWinningDistance": float(wd.mean()),
-        "closestWinningDistance": float(wd.min()),
-        "meanLosingDistance": float(ld.mean()) if ld.size else None,
-        "closestLosingDistance": float(ld.min()) if ld.size else None,
-        "closestOverallDistance": float(d.min()),
+        "overallCount": len(d),
+        "winningCount": len(wd),
+        "losingCount": len(ld),
+        "meanWinningDistance": sum(wd) / len(wd),
+        "closestWinningDistance": min(wd),
+        "meanLosingDistance": sum(ld) / len(ld) if ld else None,
+        "closestLosingDistance": min(ld) if ld else None,
+        "closestOverallDistance": min(d),
     }
-    return KnnVote(winner, meta, float(weights[win].sum() / weights.sum()))
+    won = sum(w for lab, w in zip(labels, weights) if lab == winner)
+    return KnnVote(winner, meta, won / sum(weights))
 
 
 @dataclass(frozen=True)

@@ -232,6 +232,30 @@ def multi_head_output(
     ]
 
 
+def top_classes(scores: Scores, n: int = 5) -> list[dict[str, list[dict[str, Any]]]]:
+    """Per event, per head, its ``n`` most probable leaves ``[{"class", "score"}]``, best first
+    (ties: taxonomy order). The compact form of :func:`multi_head_output` a result carries by default.
+
+    >>> from app.schemas.taxonomy import Taxonomy
+    >>> from app.core.taxonomy import compile_taxonomy
+    >>> t = compile_taxonomy(Taxonomy(name="t", version=1, vectorizer="none", classes=[
+    ...     {"name": c, "prompts": [c], "prompt_vectors": [v]} for c, v in (("a", [1, 0]), ("b", [0, 1]), ("c", [1, 1]))]))
+    >>> [(c["class"], round(c["score"], 2)) for c in top_classes(score(np.array([[1.0, 0.2]]), t), n=2)[0]["default"]]
+    [('a', 0.95), ('c', 0.05)]
+    """
+    ct = scores.taxonomy
+    prob = scores.probability
+    per_head = []
+    for h, head in enumerate(ct.heads):
+        leaves = ct.leaf_classes[ct.head_of_class[ct.leaf_classes] == h]
+        order = np.argsort(-prob[:, leaves], axis=1, kind="stable")[:, :n]
+        cols = leaves[order]
+        per_head.append((head, cols, np.take_along_axis(prob, cols, axis=1).tolist()))
+    names = ct.class_names
+    return [{head: [{"class": names[c], "score": p} for c, p in zip(cols[i].tolist(), ps[i], strict=True)]
+             for head, cols, ps in per_head} for i in range(len(scores))]
+
+
 def best_paths(scores: Scores) -> list[list[dict[str, Any]]]:
     """Per event, per head, the path to the best leaf: ``{"head", "path", "scores", ...}``.
 

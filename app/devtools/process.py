@@ -43,8 +43,10 @@ def server_key(env: Mapping[str, str]) -> str | None:
 
 
 class WorkerProcess:
-    def __init__(self, env: dict[str, str], log_path: Path, web_port: int | None = None):
+    def __init__(self, env: dict[str, str], log_path: Path, web_port: int | None = None,
+                 prefix: list[str] | None = None):
         self.web_port = web_port or free_port()
+        self.prefix = prefix or []  # e.g. a profiler: ["py-spy", "record", ..., "--"]
         self.env = {**os.environ, **env, "LABELSTREAM_WEB_PORT": str(self.web_port),
                     "LABELSTREAM_WEB_HOST": "127.0.0.1", "PYTHONUNBUFFERED": "1"}
         self.log_path = Path(log_path)
@@ -53,7 +55,7 @@ class WorkerProcess:
     def start(self) -> "WorkerProcess":
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], env=self.env,
+        self.proc = subprocess.Popen([*self.prefix, sys.executable, "-m", "app.cli", "worker"], env=self.env,
                                      stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      start_new_session=True)
         return self

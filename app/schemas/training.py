@@ -127,6 +127,10 @@ class ClassifierDef(BaseModel):
     settings: KnnSettings = Field(default_factory=KnnSettings)
     filters: Filters = Field(default_factory=Filters)
     taxonomies: list[str] = Field(default_factory=list, description="zeroshot: taxonomy (model) names")
+    distributions: list[Literal["models", "heads"]] = Field(
+        default_factory=list, description="zeroshot: full per-class distributions each result also carries: "
+        "'models' (Yandex: every class with a probability), 'heads' (Hive: every leaf with its score); by default "
+        "a result carries the top classes per head ('top'), the best paths and the policy decision")
     vectorizer: Literal["none", "hashing", "minilm"] | None = Field(
         None, description="knn: embeds the text of objects and examples of the class (None: the service default)")
     media: MediaSettings | None = Field(None, description="type media: classify settings (defaults when absent)")

@@ -1,10 +1,11 @@
 """What the console sees, read from Kafka by every worker that serves it.
 
-A group-less consumer (like the training replica) assigned every partition of the output
-topics: ``results``, ``moderation`` and ``deadletter`` from a recent window
-(``console_window`` results), ``feedback`` and ``training`` from the beginning (accuracy is
-computed over all verdicts; taxonomy versions that compaction has not removed yet can be
-diffed). Every record goes into a pure :class:`~app.console.window.Window` and the accuracy
+Group-less consumers (like the training replica): ``feedback`` and ``training`` from the
+beginning, always (accuracy is computed over all verdicts and exported as metrics; taxonomy
+versions that compaction has not removed yet can be diffed); the output topics ``results``,
+``moderation`` and ``deadletter`` from a recent window (``console_window`` results), only while
+the console is in use (``console_idle_seconds``: reading every worker's output is a real cost
+to a worker that nobody is watching). Every record goes into a pure :class:`~app.console.window.Window` and the accuracy
 fold; new results are pushed to the live page's subscribers (SSE).
 
 Once a second a sampler reads the end offsets of the input and output topics and the consumer
@@ -38,55 +39,109 @@ from app.settings import Settings
 log = logging.getLogger(__name__)
 INPUTS = ("objects", "media", "training", "feedback", "jobs")
 OUTPUTS = ("results", "moderation", "deadletter")
-TAILED = ("results", "moderation", "deadletter", "feedback", "training")
+ALWAYS = ("feedback", "training")
+TAILED = (*OUTPUTS, *ALWAYS)
 Publish = Callable[[str, bytes, bytes], Awaitable[None]]
 
 
 class ConsoleFeed:
     def __init__(self, settings: Settings, publish: Publish):
         self.settings, self._publish = settings, publish
-        self.window = Window(max_results=settings.console_window)
+        self._window = Window(max_results=settings.console_window)
         self.accuracy = Accuracy()
         self.samples: deque[tuple[float, int, int]] = deque(maxlen=300)  # (time, in total, out total)
         self.lag: dict[str, dict[int, int]] = {}
         self.taxonomies: dict[str, dict[int, dict[str, Any]]] = {}  # name -> version -> document
         self.classifiers: dict[str, dict[str, Any]] = {}
         self.subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
-        self.caught_up = asyncio.Event()
+        self.caught_up = _Both()  # feedback + training read, and the output window (when watched)
+        self._inputs_caught_up = self.caught_up.a
+        self._outputs_caught_up = self.caught_up.b
+        self._watched = asyncio.Event()  # the console was used lately: tail the outputs
+        self._last_use = -1e18
         self.names = {settings.topic(t): t for t in (*TAILED, *INPUTS)}
         _COLLECTOR.feed = self
 
     # -- reading -----------------------------------------------------------------------
+    @property
+    def window(self) -> Window:
+        """The recent outputs. Reading it (every console page and API call does) marks the console
+        as watched, which starts the output tail if it was idle."""
+        self.touch()
+        return self._window
+
+    def touch(self) -> None:
+        self._last_use = time.monotonic()
+        self._watched.set()
+
+    def watched(self) -> bool:
+        idle = self.settings.console_idle_seconds
+        return not idle or bool(self.subscribers) or time.monotonic() - self._last_use < idle
+
     async def run(self) -> None:
+        """Feedback and training from the beginning, always (accuracy metrics, taxonomy versions);
+        the output topics only while the console is watched (:meth:`_tail_outputs`)."""
         boot = bootstrap(self.settings.broker)
-        consumer = AIOKafkaConsumer(bootstrap_servers=boot, group_id=None, enable_auto_commit=False,
-                                    auto_offset_reset="earliest", fetch_max_wait_ms=50,
-                                    max_partition_fetch_bytes=16 * 1024 * 1024)
+        consumer = self._consumer(boot)
         await consumer.start()
         sampler = asyncio.create_task(self._sample(consumer, boot))
+        outputs = asyncio.create_task(self._tail_outputs(boot))
         try:
-            tps = await self._partitions(consumer, TAILED)
+            tps = await self._partitions(consumer, ALWAYS)
             consumer.assign(tps)
-            begin, end = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
-            per = max(1, self.settings.console_window // max(1, sum(1 for tp in tps if self.names[tp.topic] == "results")))
-            for tp in tps:
-                recent = self.names[tp.topic] in OUTPUTS
-                consumer.seek(tp, max(begin[tp], end[tp] - per) if recent else begin[tp])
-            pending = {tp for tp in tps if end[tp] > 0}
-            if not pending:
-                self.caught_up.set()
-            while True:
-                batches = await consumer.getmany(timeout_ms=200, max_records=5000)
-                for tp, records in batches.items():
-                    for rec in records:
-                        self._take(self.names[tp.topic], rec.key, rec.value)
-                if pending:
-                    pending = {tp for tp in pending if await consumer.position(tp) < end[tp]}
-                    if not pending:
-                        self.caught_up.set()
+            await self._read(consumer, tps, recent=False, done=self._inputs_caught_up, until=None)
         finally:
             sampler.cancel()
+            outputs.cancel()
             await consumer.stop()
+
+    def _consumer(self, boot: str) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(bootstrap_servers=boot, group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest", fetch_max_wait_ms=50,
+                                max_partition_fetch_bytes=16 * 1024 * 1024)
+
+    async def _tail_outputs(self, boot: str) -> None:
+        """Results, moderation hits and dead letters, from the recent window, while watched.
+
+        Tailing every worker's output costs each worker that serves the console about as much as
+        its own serialization (a fifth of its CPU in the benchmark), so it stops after
+        ``console_idle_seconds`` without a page or API call or an open live stream. When the
+        console is opened again the window is read afresh from the last ``console_window`` results."""
+        while True:
+            await self._watched.wait()
+            consumer = self._consumer(boot)
+            await consumer.start()
+            try:
+                tps = await self._partitions(consumer, OUTPUTS)
+                consumer.assign(tps)
+                self._window.restart_outputs()
+                self._outputs_caught_up.clear()
+                await self._read(consumer, tps, recent=True, done=self._outputs_caught_up, until=self.watched)
+            finally:
+                await consumer.stop()
+            self._watched.clear()
+            if self.watched():  # touched while stopping
+                self._watched.set()
+
+    async def _read(self, consumer: AIOKafkaConsumer, tps: list[TopicPartition], recent: bool,
+                    done: asyncio.Event, until: Callable[[], bool] | None) -> None:
+        begin, end = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
+        n_results = sum(1 for tp in tps if self.names[tp.topic] == "results")
+        per = max(1, self.settings.console_window // max(1, n_results))
+        for tp in tps:
+            consumer.seek(tp, max(begin[tp], end[tp] - per) if recent else begin[tp])
+        pending = {tp for tp in tps if end[tp] > 0}
+        if not pending:
+            done.set()
+        while until is None or until():
+            batches = await consumer.getmany(timeout_ms=200, max_records=5000)
+            for tp, records in batches.items():
+                for rec in records:
+                    self._take(self.names[tp.topic], rec.key, rec.value)
+            if pending:
+                pending = {tp for tp in pending if await consumer.position(tp) < end[tp]}
+                if not pending:
+                    done.set()
 
     async def _partitions(self, consumer: AIOKafkaConsumer, names: tuple[str, ...]) -> list[TopicPartition]:
         while True:
@@ -114,20 +169,20 @@ class ConsoleFeed:
         if not isinstance(doc, dict):
             return
         if topic == "results":
-            row = self.window.add_result(doc, value)
+            row = self._window.add_result(doc, value)
             for q in list(self.subscribers):
                 if q.qsize() < 1000:  # a slow page misses rows rather than growing memory
                     q.put_nowait(row)
         elif topic == "moderation":
-            self.window.add_hit(doc)
+            self._window.add_hit(doc)
         elif topic == "deadletter":
-            self.window.add_dead(doc)
+            self._window.add_dead(doc)
         elif topic == "feedback":
             try:
                 self.accuracy.add(Feedback.model_validate(doc))
             except ValidationError:
                 return  # the feedback agent dead-letters it
-            self.window.add_feedback(doc)
+            self._window.add_feedback(doc)
 
     def _training(self, key: bytes | None, value: bytes | None) -> None:
         k = (key or b"").decode(errors="replace")
@@ -177,6 +232,21 @@ class ConsoleFeed:
     async def publish(self, topic: str, key: bytes, value: bytes) -> None:
         """Send one record to a catalog topic through the sink and wait for the broker's ack."""
         await self._publish(self.settings.topic(topic), key, value)
+
+
+class _Both:
+    """``is_set``/``wait`` of two events together: the feed is caught up when both of its reads are."""
+
+    def __init__(self) -> None:
+        self.a, self.b = asyncio.Event(), asyncio.Event()
+
+    def is_set(self) -> bool:
+        return self.a.is_set() and self.b.is_set()
+
+    async def wait(self) -> bool:
+        await self.a.wait()
+        await self.b.wait()
+        return True
 
 
 class _AccuracyCollector:

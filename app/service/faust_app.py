@@ -34,6 +34,7 @@ def make_app(settings: Settings) -> faust.App:
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_bind=settings.web_host,
+        canonical_url=settings.web_canonical_url or None,  # None: http://<web_host>:<web_port>
         web_tables_enabled=False,  # Faust's /table/ endpoints would dump every table to anyone
         web_graph_enabled=False,
         web_stats_enabled=False,  # sensor counters and partition assignment at / (the key guards the rest)

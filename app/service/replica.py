@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -24,8 +24,11 @@ Apply = Callable[[str, bytes | None], None]
 
 class ChangelogReplica:
     def __init__(self, bootstrap: str, topic: str, apply: Apply, *, fetch_wait_ms: int = 20,
-                 settle: Callable[[], None] | None = None):
+                 upstream: Callable[[], Awaitable[None]] | None = None, settle: Callable[[], None] | None = None):
         self.bootstrap, self.topic, self.apply, self.settle = bootstrap, topic, apply, settle
+        # Caught up means: with the changelog's end *after* ``upstream()`` returned (the training
+        # replica: after the group's training agent has processed the training topic's backlog).
+        self.upstream = upstream
         self.fetch_wait_ms = fetch_wait_ms
         self.caught_up = asyncio.Event()
         self.applied = 0
@@ -56,14 +59,19 @@ class ChangelogReplica:
             tps = await self._partitions(consumer)
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
-            end = await consumer.end_offsets(tps)
-            pending = {tp for tp, off in end.items() if off > 0}
-            if not pending:
-                await self._caught_up()
+            upstream = asyncio.ensure_future(self.upstream()) if self.upstream is not None else None
+            pending: set[TopicPartition] | None = None
             while True:
                 batches = await consumer.getmany(timeout_ms=200, max_records=5000)
                 if batches:  # compiling a taxonomy or embedding prompts takes a while: not on the event loop
                     await asyncio.to_thread(self._apply_all, [r for records in batches.values() for r in records])
+                if pending is None and (upstream is None or upstream.done()):
+                    if upstream is not None:
+                        upstream.result()  # raises what it raised
+                    end = await consumer.end_offsets(tps)  # taken after the upstream backlog is in the changelog
+                    pending = {tp for tp, off in end.items() if off > 0}
+                    if not pending:
+                        await self._caught_up()
                 if pending:
                     for tp in list(pending):
                         if await consumer.position(tp) >= end[tp]:

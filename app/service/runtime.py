@@ -19,6 +19,7 @@ from app.classify.outcome import Outcome, Record
 from app.classify.state import ModelState, Snapshot
 from app.service import lean
 from app.service.metrics import AGENT_RESTARTS
+from app.service.pacing import Pacer
 from app.service.replica import ChangelogReplica
 from app.service.sink import Sink
 from app.service.tables import Tables
@@ -52,11 +53,13 @@ class Runtime:
         return await asyncio.get_running_loop().run_in_executor(self.pool, functools.partial(fn, *args, **kwargs))
 
     async def run_split(self, step: Callable[[ModelState, Sequence[Record], Snapshot], list[Outcome]],
-                        records: Sequence[Record]) -> list[Outcome]:
+                        records: Sequence[Record], pacer: Pacer | None = None) -> list[Outcome]:
         """A batch step over the pool, split into shares so every core works; outcomes in input order.
-        Every share classifies with the one model snapshot taken here: one batch, one version."""
+        Every share classifies with the one model snapshot taken here: one batch, one version.
+        ``pacer``: shares by the expected work (app/service/pacing.py), else by record count."""
         snap = self.state.snapshot()
-        n = min(self.settings.classify_threads, len(records) // MIN_SHARE) or 1
+        threads = self.settings.classify_threads
+        n = pacer.shares(len(records), threads) if pacer else (min(threads, len(records) // MIN_SHARE) or 1)
         size = -(-len(records) // n) if records else 1
         shares = [records[i:i + size] for i in range(0, len(records), size)]
         done = await asyncio.gather(*(self.run(_encoded, step, self.state, s, snap) for s in shares))

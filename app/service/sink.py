@@ -5,9 +5,9 @@ exceed the producer's message limit: a dead letter carries a bounded prefix of a
 value (``app/classify/deadletter.py``), and an outcome whose result would not fit becomes a
 ``result_too_large`` dead letter instead.
 
-**At-least-once.** Records go straight to the app's producer (``app.producer.send``: the
-aiokafka producer's buffer, no Faust ``FutureMessage`` per record, which cost more than the
-send itself). An agent's batch is acked only after ``emit`` returns, i.e. after every output
+**At-least-once.** Records go straight into the aiokafka producer's buffer, partition by
+partition (``app/service/produce.py``: no Faust ``FutureMessage``, no ``send`` call per record;
+both cost more than the append itself). An agent's batch is acked only after ``emit`` returns, i.e. after every output
 is in that buffer; Faust's commit (``Consumer._commit_offsets``, non-transactional) awaits
 ``app.producer.flush()`` -- Faust's own buffer, then aiokafka's ``flush()``, which waits for
 every batch in the accumulator to be acknowledged -- before it commits an offset. So an
@@ -48,6 +48,7 @@ from app.classify.codec import Rejected
 from app.classify.deadletter import dead_letter
 from app.classify.outcome import Outcome, Record, TableWrite
 from app.service.metrics import DEAD_LETTERS, HITS, RESULTS, SEND_ERRORS
+from app.service.produce import Outbox, Sent
 from app.service.tables import Tables
 
 HEADROOM = 64 * 1024  # headers and record overhead
@@ -74,22 +75,26 @@ class Sink:
         self._unsent: deque[TableWrite] = deque()  # the sweeper's changelog records, not sent yet
         self._sending: asyncio.Lock | None = None  # made on the event loop
         self._drainer: asyncio.Future | None = None
+        self._changelogs: dict[str, Any] = {}  # changelog topic -> its table (persisted offsets)
 
     async def emit(self, batch: Iterable[tuple[Record, Outcome]]) -> None:
-        """Send every outcome's outputs, then apply its table writes, in input order."""
+        """Send every outcome's outputs, then apply its table writes, in input order (per partition:
+        ``app/service/produce.py``), the table writes' changelog records with them."""
         producer = await self.app.maybe_start_producer()
         self._guard(self.app.consumer)
         headers = _headers()
         counts: Counter[tuple[object, str]] = Counter()  # metrics once per batch, not per record
         async with self._lock():
-            await self._send_unsent(producer)
-            for record, out in batch:
-                for topic, key, value in self._outputs(record, out, counts):
-                    fut = await producer.send(topic, key, value, partition=None, timestamp=None, headers=headers)
-                    fut.add_done_callback(self._delivered)
-                for w in out.writes:
+            out = Outbox(producer._ensure_producer())  # noqa: SLF001 - the aiokafka producer
+            await out.prepare((self.results, self.moderation, self.deadletter))
+            await self._queue_unsent(out)
+            for record, outcome in batch:
+                for topic, key, value in self._outputs(record, outcome, counts):
+                    out.add(topic, key, value, headers)
+                for w in outcome.writes:
                     if self._apply(w):
-                        await self._send_changelog(producer, w)
+                        await self._queue_changelog(out, w)
+            await out.send(self._submitted)
         for (metric, label), n in counts.items():
             metric.labels(label).inc(n)  # type: ignore[attr-defined]
 
@@ -109,29 +114,40 @@ class Sink:
             return False
         return True
 
-    async def _send_changelog(self, producer: Any, w: TableWrite) -> None:
+    async def _queue_changelog(self, out: Outbox, w: TableWrite) -> None:
         table = self.tables.by_name[w.table]
         assert table.partitions is not None  # app/service/tables.py always sets them
-        tp = TP(table.changelog_topic.get_topic_name(), partition_of(w.key, table.partitions))
-        fut = await producer.send(tp.topic, w.key, w.value, partition=tp.partition, timestamp=None, headers=None)
-        fut.add_done_callback(lambda f: self._logged(table, tp, f))
+        topic = table.changelog_topic.get_topic_name()
+        if topic not in self._changelogs:
+            await out.prepare((topic,))
+            self._changelogs[topic] = table
+        out.add(topic, w.key, w.value, partition=partition_of(w.key, table.partitions))
+
+    def _submitted(self, sent: Sent) -> None:
+        for fut in sent.futures:
+            fut.add_done_callback(self._delivered)
+        table = self._changelogs.get(sent.topic)
+        if table is not None and sent.futures:
+            tp = TP(sent.topic, sent.partition)
+            sent.futures[-1].add_done_callback(lambda f: self._logged(table, tp, f))
 
     def _logged(self, table: Any, tp: TP, fut: asyncio.Future) -> None:
         # What Faust's Table._on_changelog_sent does (at-least-once): RocksDB remembers the
-        # offset its data reaches, so recovery replays only what came after it.
+        # offset its data reaches, so recovery replays only what came after it. (A failure
+        # is seen by _delivered: a changelog record lost is table state lost, it stops the commits.)
         if not fut.cancelled() and fut.exception() is None:
             table.data.set_persisted_offset(tp, fut.result().offset)
-        else:
-            self._delivered(fut)  # a changelog record lost is table state lost: it stops the commits too
 
-    async def _send_unsent(self, producer: Any) -> None:
+    async def _queue_unsent(self, out: Outbox) -> None:
         while self._unsent:
-            await self._send_changelog(producer, self._unsent.popleft())
+            await self._queue_changelog(out, self._unsent.popleft())
 
     async def _drain(self) -> None:
         producer = await self.app.maybe_start_producer()
         async with self._lock():
-            await self._send_unsent(producer)
+            out = Outbox(producer._ensure_producer())  # noqa: SLF001
+            await self._queue_unsent(out)
+            await out.send(self._submitted)
 
     async def one(self, record: Record, out: Outcome) -> None:
         await self.emit([(record, out)])

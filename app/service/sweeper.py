@@ -2,7 +2,8 @@
 
 Every ``sweep_interval`` seconds it examines at most ``sweep_batch`` keys of each table that has
 a TTL (``app/settings.py``: ``stored_objects_retention``, ``media_incomplete_ttl``,
-``media_done_ttl``, ``media_cache_ttl``, ``media_store_retention``; 0 = forever) and removes what the pure decisions of
+``media_done_ttl``, ``media_cache_ttl``, ``media_store_retention``, twice ``classify_page_ttl``
+for ``request-results``; 0 = forever) and removes what the pure decisions of
 ``app/classify/expiry.py`` and ``app.classify.assembly.expire`` say has expired, through the sink
 (deletions, and a ``media_incomplete`` dead letter per dropped media item).
 
@@ -35,7 +36,8 @@ from app.classify.expiry import Expiry, expire_plain, now_ms
 from app.classify.outcome import Outcome
 from app.service.metrics import EXPIRED
 from app.service.runtime import Runtime
-from app.service.tables import JOB_PROGRESS, JOBS, MEDIA_ASSEMBLY, MEDIA_CACHE, MEDIA_STORE, STORED_OBJECTS
+from app.service.tables import (JOB_PROGRESS, JOBS, MEDIA_ASSEMBLY, MEDIA_CACHE, MEDIA_STORE, REQUEST_RESULTS,
+                                STORED_OBJECTS)
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +52,9 @@ class Sweeper:
         s = rt.settings
         self.ttl = {STORED_OBJECTS: _ms(s.stored_objects_retention), MEDIA_CACHE: _ms(s.media_cache_ttl),
                     JOBS: _ms(s.jobs_retention), JOB_PROGRESS: _ms(s.jobs_retention),
-                    MEDIA_STORE: _ms(s.media_store_retention)}
+                    MEDIA_STORE: _ms(s.media_store_retention),
+                    # an expired page token or task still says so for one more TTL (app/classify/requeststore.py)
+                    REQUEST_RESULTS: _ms(2 * s.classify_page_ttl)}
         self.assembly_ttls = (_ms(s.media_incomplete_ttl), _ms(s.media_done_ttl))
         self.names = [n for n, t in self.ttl.items() if t > 0] + ([MEDIA_ASSEMBLY] if any(self.assembly_ttls) else [])
         self.read_assembly = rt.tables.reader(MEDIA_ASSEMBLY)

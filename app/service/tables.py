@@ -35,6 +35,7 @@ JOBS = "jobs"
 JOB_PROGRESS = "job-progress"
 MEDIA_STORE = "media-store"
 FEEDBACK_VERDICTS = "feedback-verdicts"
+REQUEST_RESULTS = "request-results"
 
 
 #: (table, the catalog topic whose partition count it shares, extra changelog configs): what ``Tables``
@@ -43,7 +44,8 @@ _BIG = {"max.message.bytes": BIG}
 SPECS: tuple[tuple[str, str, dict[str, str]], ...] = (
     (TRAINING, "training", {}), (STORED_OBJECTS, "objects", {}), (MEDIA_ASSEMBLY, "media", _BIG),
     (MEDIA_CACHE, "media", _BIG), (MEDIA_STORE, "media", _BIG),
-    (JOBS, "jobs", {}), (JOB_PROGRESS, "objects", {}), (FEEDBACK_VERDICTS, "feedback", {}))
+    (JOBS, "jobs", {}), (JOB_PROGRESS, "objects", {}), (FEEDBACK_VERDICTS, "feedback", {}),
+    (REQUEST_RESULTS, "media", _BIG))
 
 
 def changelog_topics(settings: Settings) -> list[tuple[str, int, dict[str, str]]]:
@@ -55,7 +57,7 @@ def changelog_topics(settings: Settings) -> list[tuple[str, int, dict[str, str]]
     fifth table on a loaded machine.
 
     >>> [n for n, _, _ in changelog_topics(Settings(app_id="ls"))][-3:]
-    ['ls-jobs-changelog', 'ls-job-progress-changelog', 'ls-feedback-verdicts-changelog']
+    ['ls-job-progress-changelog', 'ls-feedback-verdicts-changelog', 'ls-request-results-changelog']
     """
     return [(f"{settings.app_id}-{name}-changelog", settings.topic_partitions or CATALOG[source].partitions,
              {"cleanup.policy": "compact", **settings.topic_config(), **extra}) for name, source, extra in SPECS]
@@ -94,10 +96,13 @@ class Tables:
                                  **{"max.message.bytes": BIG})
         # b'<item id>' -> {"verdicts": [feedback...], "learned": {property: example}} (app/classify/feedback.py)
         self.feedback_verdicts = table(FEEDBACK_VERDICTS, "feedback", "verdicts per item and the examples learned")
+        # see app/classify/requeststore.py: classify pages and Hive async tasks, in their id's home partition
+        self.request_results = table(REQUEST_RESULTS, "media", "classify pages and Hive async tasks, for any worker",
+                                     **{"max.message.bytes": BIG})
         self.by_name: dict[str, TableT] = {t.name: t for t in (self.training, self.stored_objects,
                                                                      self.media_assembly, self.media_cache,
                                                                      self.media_store, self.jobs, self.job_progress,
-                                                                     self.feedback_verdicts)}
+                                                                     self.feedback_verdicts, self.request_results)}
         # A table's writer and the sweeper take turns through these (the sweeper must not drop an
         # assembly while a media step that read it is in the pool).
         self.locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)

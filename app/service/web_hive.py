@@ -2,6 +2,10 @@
 output at once), ``POST /api/v2/task/async`` (the task id at once; the result then goes to the results
 topic and to ``GET /api/v2/task/{id}``). Keys as ``Authorization: Token <key>`` (``httpguard.py``).
 
+An async task's envelope is kept in the ``request-results`` table under the task id, a UUID whose
+home partition the worker that made it owns (``app/classify/requeststore.py``): ``GET`` on any
+worker is answered by that partition's owner (``mediaapi.py``, ``peers.py``), also after a restart.
+
 The classification is the media pipeline's own (``app/classify/hive.py`` calls ``app.classify.media``),
 with its result cache: a repeated item reports ``from_cache: true``. Cache entries are written through
 the sink like every table write; async results leave through the sink like every result.
@@ -14,7 +18,6 @@ import itertools
 import logging
 import time
 import uuid
-from collections import OrderedDict
 from typing import Any
 
 from faust.web import Request, Response, View
@@ -23,6 +26,8 @@ from app.classify.hive import HiveError, pending, run_task
 from app.classify.hive import parse_task
 from app.classify.media import _iso as iso_ms
 from app.classify.outcome import Outcome, Record
+from app.classify.requeststore import home, read_task, task_key
+from app.classify.twelvelabs import ApiError
 from app.schemas.deadletter import Source
 from app.service.httpguard import json_body
 from app.service.mediaapi import MediaApi, api_error
@@ -30,7 +35,6 @@ from app.service.runtime import Runtime
 from app.service.tables import MEDIA_CACHE
 
 log = logging.getLogger(__name__)
-MAX_TASKS = 10_000
 
 
 def register(rt: Runtime, api: MediaApi) -> None:
@@ -38,7 +42,6 @@ def register(rt: Runtime, api: MediaApi) -> None:
     # Each request is its own "record": a distinct origin, so the cache reports a repeat as from_cache
     # (app.classify.media.classify: a hit computed by another record is from_cache).
     seq = itertools.count(time.time_ns())
-    tasks: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()  # id -> (expires, envelope)
     background: set[asyncio.Task] = set()
 
     def limited(view: View, request: Request) -> Response | None:
@@ -54,11 +57,7 @@ def register(rt: Runtime, api: MediaApi) -> None:
         task = await rt.run(run_task, rt.state, ev, read_cache, source=source, now=now)
         return task, Record(ev.media_id.encode(), None, source)
 
-    def remember(task_id: str, envelope: dict[str, Any]) -> None:
-        now = time.time()
-        tasks[task_id] = (now + rt.settings.classify_page_ttl, envelope)
-        while tasks and (len(tasks) > MAX_TASKS or next(iter(tasks.values()))[0] <= now):
-            tasks.popitem(last=False)
+    remember = api.keep_task
 
     def not_allowed(view: View, request: Request) -> Response:
         return api_error(view, "hive", 405, f"method {request.method} is not allowed on {request.url.path}")
@@ -83,13 +82,18 @@ def register(rt: Runtime, api: MediaApi) -> None:
         async def post(self, request: Request, **kw: Any) -> Response:
             if (refused := limited(self, request)) is not None:
                 return refused
-            task_id = str(uuid.uuid4())
             created = iso_ms(int(time.time() * 1000))
             body = json_body(request)  # type: ignore[arg-type]
             try:
                 parse_task(body)  # a bad request is refused now, not later
             except HiveError as e:
                 return api_error(self, "hive", e.status, e.message)
+            if (answer := await api.elsewhere(self, request)) is not None:
+                return answer  # this worker could not keep the task: one that can takes it
+            try:
+                task_id = api.new_id(lambda: str(uuid.uuid4()))
+            except ApiError as e:
+                return api_error(self, "hive", e.status, e.message, headers={"Retry-After": "1"})
             remember(task_id, dict(pending(task_id, created)))
 
             async def work() -> None:
@@ -116,10 +120,12 @@ def register(rt: Runtime, api: MediaApi) -> None:
         async def get(self, request: Request, task_id: str = "", **kw: Any) -> Response:
             if (refused := limited(self, request)) is not None:
                 return refused
-            found = tasks.get(task_id)
-            if found is None or found[0] <= time.time():
+            if (answer := await api.at_home(self, request, home(task_id, api.result_partitions))) is not None:
+                return answer
+            found = read_task(api.read_results(task_key(task_id, api.result_partitions)), now=time.time())
+            if found is None:
                 return api_error(self, "hive", 404, f"task {task_id} does not exist (or has expired)")
-            return self.json(found[1])
+            return self.json(found)
 
         async def post(self, request: Request, **kw: Any) -> Response:
             return not_allowed(self, request)

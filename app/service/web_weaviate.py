@@ -26,13 +26,13 @@ from app.classify.jobrules import JobError, check, parse
 from app.classify.jobs import is_uuid, iso, job_body, job_doc
 from app.classify.state import filter_limits
 from app.service.jobs import JobsView
+from app.service.peers import ROUTED
 from app.service.runtime import Runtime
 from app.service.tables import STORED_OBJECTS
 from app.service.web import readiness
 from app.schemas.vectors import parse_vector
 
 WEAVIATE_VERSION = "1.25.0"  # the REST API level the shapes follow (the 3.x client wants >= 1.14)
-ROUTED = "x-labelstream-routed"  # a forwarded request is answered where it lands: no second hop
 CATCH_UP_WAIT = 10.0  # s an unknown job id waits for a starting worker's view of all jobs
 PENDING_TTL_MS = 60_000  # a job started here but never recorded (dead-lettered) stops showing after this
 

@@ -15,7 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from app.classify.state import ModelState
 from app.service import (feedback_agent, jobs, sweeper, web, web_console, web_hive, web_twelvelabs, web_weaviate,
                          web_yandex)
-from app.service.admin import bootstrap
+from app.service.admin import bootstrap, group_consumed
+from app.service.loopwatch import LoopWatch
 from app.service.agents import media, objects, training
 from app.service.faust_app import MAX_MESSAGE_BYTES, make_app, make_topics
 from app.service.httpguard import check_web
@@ -39,8 +40,10 @@ def build(settings: Settings) -> Runtime:
     topics = make_topics(app, settings)
     tables = Tables(app, settings)
     state = ModelState(settings)
-    replica = ChangelogReplica(bootstrap(settings.broker), tables.changelog(TRAINING), state.apply,
-                               settle=state.caught_up)
+    boot = bootstrap(settings.broker)
+    replica = ChangelogReplica(boot, tables.changelog(TRAINING), state.apply,  # ready = the topic's backlog applied
+                               upstream=lambda: group_consumed(boot, settings.app_id, settings.topic("training")),
+                               settle=state.caught_up)  # then the hash banks' overlay goes into one index
     rt = Runtime(settings, app, topics, tables, state, replica, Sink(topics, tables, MAX_MESSAGE_BYTES, on_failure=_stop_worker),
                  ThreadPoolExecutor(settings.classify_threads, thread_name_prefix="classify"))
     for agent in (objects, training, media):
@@ -54,6 +57,12 @@ def build(settings: Settings) -> Runtime:
     web_yandex.register(rt)  # POST /vision/v1/batchAnalyze (raw images)
     web_console.register(rt)  # the console at /console and its feed (app/service/console_feed.py)
     sweeper.register(rt)  # TTLs and retention of the tables (app/settings.py)
+
+    watch = LoopWatch(settings.loop_stall_seconds)  # a stalled event loop is logged with every thread's stack
+
+    @app.task
+    async def loop_watch() -> None:
+        await watch.run()
 
     @app.task
     async def training_replica() -> None:

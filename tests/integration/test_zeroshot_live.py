@@ -21,6 +21,8 @@ def taxonomy(version: int, swap: bool) -> dict:
 
 CLASSIFIER = {"record": "classifier", "name": "tone", "type": "zeroshot", "class": "Comment",
               "classifyProperties": ["tone"], "taxonomies": ["tone"]}
+# The full per-class distributions are opt-in: this one's results carry them (Yandex models, Hive heads).
+FULL = {**CLASSIFIER, "distributions": ["models", "heads"]}
 
 
 def comment(i: int, axis: int) -> tuple[str, dict]:
@@ -30,7 +32,7 @@ def comment(i: int, axis: int) -> tuple[str, dict]:
 
 async def test_taxonomy_version_switches_mid_stream_without_mixing(stack):
     w = stack.worker()
-    await stack.produce("training", [("taxonomy:tone", taxonomy(1, swap=False)), ("classifier:tone", CLASSIFIER)])
+    await stack.produce("training", [("taxonomy:tone", taxonomy(1, swap=False)), ("classifier:tone", FULL)])
     await stack.wait_ready(w, min_training=2)
 
     # Before the switch: everything is scored with v1.
@@ -60,6 +62,7 @@ async def test_taxonomy_version_switches_mid_stream_without_mixing(stack):
         assert [m["version"] for m in models] == [tax["version"]], "one version per result"
         assert {p["name"] for p in models[0]["properties"]} == {"calm", "toxic"}
         assert abs(sum(p["probability"] for p in models[0]["properties"]) - 1) < 1e-6
+        assert {h["class"] for h in r["detail"]["heads"]["tone"]} == {"calm", "toxic"}
         # Axis-0 comments are calm under v1 and toxic under v2: labels never mix versions.
         assert r["labels"]["tone"] == {1: "calm", 2: "toxic"}[tax["version"]]
         versions[int(r["item_id"][1:])] = tax["version"]
@@ -82,3 +85,7 @@ async def test_policy_hits_go_to_the_moderation_topic(stack):
     assert hit["taxonomy"] == {"name": "tone", "version": 1}
     policy = {r["item_id"]: r["detail"]["policy"]["tone"]["action"] for _, r in results}
     assert policy == {"c1": "block", "c2": "allow"}
+    for _, r in results:  # the default result: the top classes per head, no full distributions
+        assert "models" not in r["detail"] and "heads" not in r["detail"]
+        top = r["detail"]["top"]["tone"]["default"]
+        assert top[0]["class"] == r["labels"]["tone"] and top[0]["score"] == r["confidence"]["tone"]

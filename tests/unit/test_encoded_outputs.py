@@ -64,3 +64,21 @@ def test_encoding_keeps_one_outcome_per_record_in_order(state, n):
     batch = [rec(obj(i, np.random.default_rng(i).random(2).tolist()), offset=i) for i in range(n)]
     outs = _encoded(objects_step, state, batch, state.snapshot())
     assert [Result.model_validate_json(o.encoded[0]).item_id for o in outs if o.encoded] == [f"o{i}" for i in range(n)]
+
+
+def test_zeroshot_results_carry_the_top_classes_and_the_full_distributions_only_on_request(state):
+    _zeroshot_with_policy(state)
+    batch = [rec(obj(1, [0.2, 1.0], cls="Comment"), offset=1)]
+    (compact,) = objects_step(state, batch)[0].results
+    assert set(compact.detail) == {"zeroshot", "top", "paths", "policy"}
+    top = compact.detail["top"]["tone"]["default"]
+    assert [t["class"] for t in top] == ["toxic", "ok"] and top[0]["score"] > top[1]["score"]
+    assert abs(sum(t["score"] for t in top) - 1) < 1e-9, "both classes of the head: they sum to 1"
+
+    train(state, {"record": "classifier", "name": "tone", "type": "zeroshot", "class": "Comment",
+                  "classifyProperties": ["tone"], "taxonomies": ["tone"], "distributions": ["models", "heads"]})
+    (full,) = objects_step(state, batch)[0].results
+    assert set(full.detail) == {"zeroshot", "models", "heads", "paths", "policy"}
+    models = {p["name"]: p["probability"] for p in full.detail["models"][0]["properties"]}
+    assert models == {t["class"]: t["score"] for t in top}
+    assert {h["class"]: h["score"] for h in full.detail["heads"]["tone"]} == models

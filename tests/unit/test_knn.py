@@ -195,3 +195,37 @@ def test_confidence_bounds_random():
         v = vote([str(x) for x in rng.integers(0, 3, n)], rng.random(n).tolist())
         assert 0.0 <= v.confidence <= 1.0 and not math.isnan(v.confidence)
         assert v.meta["winningCount"] + v.meta["losingCount"] == n
+
+
+def _numpy_vote(labels, distances):
+    """The vote as it was written with numpy arrays (before the plain-float rewrite): the reference."""
+    d = np.asarray(distances, dtype=np.float64)
+    groups: dict[str, list[int]] = {}
+    for i, lab in enumerate(labels):
+        groups.setdefault(lab, []).append(i)
+    winner = min(groups, key=lambda lab: (-len(groups[lab]), float(d[groups[lab]].sum()),
+                                          float(d[groups[lab]].min()), lab))
+    win = np.zeros(d.size, dtype=bool)
+    win[groups[winner]] = True
+    scale = float(d.max())
+    weights = np.ones_like(d) if scale == 0.0 else 1.0 / (d + 1e-6 * scale)
+    wd, ld = d[win], d[~win]
+    return winner, float(weights[win].sum() / weights.sum()), (
+        float(wd.mean()), float(wd.min()), float(ld.mean()) if ld.size else None, float(ld.min()) if ld.size else None)
+
+
+def test_vote_equals_the_numpy_reference_on_random_neighbourhoods():
+    rng = np.random.default_rng(11)
+    for _ in range(2000):
+        k = int(rng.integers(1, 40))
+        labels = [f"l{x}" for x in rng.integers(0, 4, k)]
+        d = np.round(rng.random(k), int(rng.integers(1, 4))).tolist()  # rounding makes ties common
+        if rng.random() < 0.05:
+            d = [0.0] * k
+        v = vote(labels, d)
+        label, conf, (mw, cw, ml, cl) = _numpy_vote(labels, d)
+        assert v.label == label
+        assert v.confidence == pytest.approx(conf, rel=1e-12, abs=1e-15)
+        assert v.meta["meanWinningDistance"] == pytest.approx(mw, rel=1e-12)
+        assert v.meta["closestWinningDistance"] == cw and v.meta["closestLosingDistance"] == cl
+        assert (v.meta["meanLosingDistance"] is None) == (ml is None)

@@ -108,9 +108,12 @@ async function showResult(id) {
   }
   const zs = (r.detail || {}).zeroshot || {};
   for (const [prop, m] of Object.entries(zs)) if (m) parts.push(h("p", {}, `${prop}: matched prompt "${m.prompt ?? ""}" of ${m.class} (${fmt(m.probability)})`));
-  for (const [t, heads] of Object.entries((r.detail || {}).heads || {})) {
-    for (const [head, classes] of Object.entries(heads || {})) parts.push(h("p", { class: "muted" }, `${t} ${head}: ` + (Array.isArray(classes) ? classes.map((c) => `${c.class} ${fmt(c.score)}`).join(", ") : "")));
+  // Per-head scores: the top classes of each head (default), or every leaf (a classifier's "distributions": ["heads"]).
+  const scored = (classes) => (Array.isArray(classes) ? classes.map((c) => `${c.class} ${fmt(c.score)}`).join(", ") : "");
+  for (const [t, heads] of Object.entries((r.detail || {}).top || {})) {
+    for (const [head, classes] of Object.entries(heads || {})) parts.push(h("p", { class: "muted" }, `${t} ${head}: ${scored(classes)}`));
   }
+  for (const [t, classes] of Object.entries((r.detail || {}).heads || {})) parts.push(h("p", { class: "muted" }, `${t}: ${scored(classes)}`));
   for (const prop of Object.keys(r.labels || {})) {  // a verdict on any result, not only queued ones
     const label = h("input", { placeholder: "right label", size: 12 });
     const send = async (verdict) => {

@@ -1,0 +1,52 @@
+"""How much of a fetched batch to classify before emitting: a time budget, not a record count.
+
+A lane hands the objects agent everything fetched (up to ``batch_size``). When an event costs
+0.1 ms (kNN over 60 examples) a batch of 1,000 is 100 ms of work and one emit; when it costs
+20 ms (kNN over 100,000 examples while the index rebuilds) the same batch would be 20 seconds
+with no result leaving the worker -- a 20 s gap in the result stream although the worker is
+busy classifying. The pacer keeps a moving average of the seconds per record and cuts each
+batch into chunks of about ``budget`` seconds, each emitted as soon as it is done; it also
+says over how many classify threads a chunk is worth splitting (a thread hop pays off from a
+few milliseconds of work, not from a record count).
+
+    >>> p = Pacer(budget=0.05, per_record=0.0001)
+    >>> [len(c) for c in p.chunks(list(range(1200)))]   # 0.1 ms a record: 500 per chunk
+    [500, 500, 200]
+    >>> p.observe(10, 0.2)                               # then 20 ms a record...
+    >>> p.per_record > 0.005 and len(next(iter(p.chunks(list(range(1200)))))) < 20
+    True
+    >>> p.shares(8, threads=2)                           # 8 x ~10 ms: worth both threads
+    2
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import TypeVar
+
+T = TypeVar("T")
+MIN_SHARE_SECONDS = 0.004  # below this a share is not worth a thread hop
+
+
+class Pacer:
+    def __init__(self, budget: float = 0.05, per_record: float = 0.0001, alpha: float = 0.3):
+        self.budget, self.per_record, self.alpha = budget, per_record, alpha
+
+    def observe(self, n: int, seconds: float) -> None:
+        """A chunk of ``n`` records took ``seconds`` to classify."""
+        if n > 0:
+            self.per_record += self.alpha * (seconds / n - self.per_record)
+
+    def size(self) -> int:
+        return max(1, int(self.budget / max(self.per_record, 1e-7)))
+
+    def chunks(self, records: Sequence[T]) -> Iterator[Sequence[T]]:
+        """Consecutive chunks of ``records``, each sized by the estimate at the time it is taken."""
+        i = 0
+        while i < len(records):
+            n = self.size()
+            yield records[i:i + n]
+            i += n
+
+    def shares(self, n: int, threads: int) -> int:
+        return max(1, min(threads, n, int(n * self.per_record / MIN_SHARE_SECONDS)))
