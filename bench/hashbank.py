@@ -1,5 +1,6 @@
 """Hash-bank lookups at scale: exact multi-index hashing (app/index/hashbank.py) vs Annoy's ``hamming``
-metric, recall against brute force at PDQ's threshold; plus PDQ hashing and NudeNet frames/s.
+metric, recall against brute force at PDQ's threshold (frames/s and the service's lookups/s per worker:
+bench/raw_media.py, part of ``make bench``).
 
     .venv/bin/python bench/hashbank.py [--n 1000000] [--queries 2000] [--write]   (--write: its section of RESULTS.md)
 
@@ -37,7 +38,8 @@ NOTES = """
   after `build()` (a rebuild per change). Not used by the service.
 - **CPU vs wall**: on a shared machine (the load average is in the command line above) wall-clock rates are a
   fraction of an idle core's; the CPU-time rates are the steadier figure: one worker thread, one core.
-- Frames: PDQ on 512 x 512 frames; NudeNet's 320n detector with one onnxruntime thread per classify thread.
+- PDQ hashing and NudeNet frames/s, and lookups/s of the service's `HashBanks` as a worker loads them:
+  bench/raw_media.py (`make bench`), its own section.
 - Bank: uniformly random 256-bit hashes. Real PDQ hashes are less uniform (some buckets fuller): that costs
   the multi-index search candidates, never recall.
 """
@@ -90,24 +92,6 @@ def bench_annoy(bank: np.ndarray, Q: np.ndarray, truth, trees: int, search_ks: l
     return rows
 
 
-def bench_models(frames: int = 40):
-    from PIL import Image
-    from skimage import data
-
-    from app.core.nudity import get_model
-    from app.core.pdq import pdq_hash
-
-    imgs = [np.asarray(Image.fromarray(getattr(data, n)()).convert("RGB")) for n in ("astronaut", "coffee", "chelsea", "rocket")]
-    imgs = [np.asarray(Image.fromarray(i).resize((512, 512))) for i in imgs]
-    batch = [imgs[i % len(imgs)] for i in range(frames)]
-    _, w, c = timed(lambda: [pdq_hash(f) for f in batch])
-    pdq = (frames / w, frames / c)
-    model = get_model()
-    model.detect(batch[:2])  # warm up
-    _, w, c = timed(lambda: [model.detect(batch[i:i + 8]) for i in range(0, frames, 8)])
-    return pdq, (frames / w, frames / c)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=1_000_000)
@@ -129,7 +113,6 @@ def main() -> None:
              mw, mc)]
     annoy_q = Q[:truth_q]
     rows += bench_annoy(bank, annoy_q, truth, a.annoy_trees, [100, 1000, 10000])
-    (pw, pc), (nw, nc) = bench_models()
     lines = [f"`.venv/bin/python bench/hashbank.py --n {a.n} --write` ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, "
              f"load average {load:.1f} at start, Python {platform.python_version()}, numpy {np.__version__}; "
              f"{len(Q)} queries, recall against brute force on the first {truth_q}, threshold {T} bits)",
@@ -138,8 +121,6 @@ def main() -> None:
              "|---|---:|---:|---:|---:|"]
     for name, rc, qw, qc, b1, b2 in rows:
         lines.append(f"| {name} | {rc:.4f} | {qw:,.0f} | {'-' if qc is None else f'{qc:,.0f}'} | {b1:.1f} / {b2:.1f} |")
-    lines += ["", f"Frames per second on one thread (512 x 512 frames): PDQ hashing {pw:.0f} (CPU {pc:.0f}); "
-              f"NudeNet 320n detector, batches of 8, {nw:.1f} (CPU {nc:.1f})."]
     text = "\n".join(lines)
     print(text)
     if a.write:

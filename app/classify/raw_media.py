@@ -151,10 +151,14 @@ def bank_results(state: ModelState, banks: list[BankSpec], frames: list[dict[str
 
 
 def nudity_frames(media: DecodedMedia) -> tuple[Any, list[list[dict[str, Any]]], list[dict[str, float]], int]:
-    """The model, per frame its detections and heads, and the worst frame (most explicit, then suggestive)."""
-    from app.core.nudity import get_model, heads
+    """The model, per frame its detections and heads, and the worst frame (most explicit, then suggestive).
+    Raises ``Rejected`` (``model_unavailable``) when the model is not installed on this worker."""
+    from app.core.nudity import ModelUnavailable, get_model, heads
 
-    model = get_model()
+    try:
+        model = get_model()
+    except ModelUnavailable as e:
+        raise Rejected("model_unavailable", str(e), "classifier") from None
     detections: list[list[dict[str, Any]]] = []
     for i in range(0, len(media.frames), MODEL_BATCH):
         detections += model.detect([f.rgb for f in media.frames[i:i + MODEL_BATCH]])

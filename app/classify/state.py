@@ -190,6 +190,11 @@ class ModelState:
                     self._taxonomy_docs[key] = value
             self._publish()
 
+    def caught_up(self) -> None:
+        """The replica has read the whole training changelog: settle what bulk loading left behind
+        (the hash banks' overlay goes into their built index)."""
+        self.banks.compact()
+
     def _adopt(self, key: str, value: bytes) -> bool:
         """Take the form validation compiled from these very bytes, if it is still cached."""
         if not key.startswith((CLASSIFIER_PREFIX, TAXONOMY_PREFIX)):

@@ -17,7 +17,8 @@ for the nearest entry within the bank's threshold, else 0; ``no_match``: the res
 scores embeddings, which a raw image does not have here (no image embedder is shipped): naming one
 is a per-feature error, as is an unknown model; content that cannot be decoded is a per-spec
 error. Errors inside a result follow Yandex's ``{"code", "message"}`` with gRPC codes (3: invalid
-argument, 5: not found, 12: unimplemented). A malformed request as a whole raises :class:`BadRequest`
+argument, 5: not found, 9: failed precondition -- the nudity model is not installed on this worker,
+an optional extra --, 12: unimplemented). A malformed request as a whole raises :class:`BadRequest`
 (the view answers 400 in Yandex's error shape).
 """
 
@@ -28,6 +29,7 @@ import binascii
 from typing import Any
 
 from app.classify.banks import media_limits
+from app.classify.codec import Rejected
 from app.classify.raw_media import MODEL_CLASSES, frame_hashes, nudity_frames
 from app.classify.state import ModelState
 from app.core.decode_media import DecodedMedia, DecodeError, decode_media
@@ -35,7 +37,7 @@ from app.core.pdq import BITS
 
 MAX_SPECS = 8  # Yandex Vision's own limit of images per batchAnalyze request
 MAX_FEATURES = 16
-INVALID_ARGUMENT, NOT_FOUND, UNIMPLEMENTED = 3, 5, 12
+INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION, UNIMPLEMENTED = 3, 5, 9, 12
 
 
 class BadRequest(ValueError):
@@ -104,7 +106,10 @@ def batch_analyze(state: ModelState, body: Any) -> dict[str, Any]:
 
 def feature(state: ModelState, media: DecodedMedia, model: str) -> dict[str, Any]:
     if model in MODEL_CLASSES:
-        _, _, per_frame, worst = nudity_frames(media)
+        try:
+            _, _, per_frame, worst = nudity_frames(media)
+        except Rejected as r:  # model_unavailable: the optional model is not installed here
+            return _error(FAILED_PRECONDITION, r.detail)
         props = [{"name": c, "probability": per_frame[worst][c]} for c in MODEL_CLASSES[model]]
         return {"classification": {"properties": props}}
     bank = state.banks.banks.get(model)

@@ -11,6 +11,12 @@ sum to 1 (a mapping of detections, not a calibrated probability):
   skin (:data:`SUGGESTIVE`);
 * ``none`` = the rest.
 
+**An optional install, under its own licence.** The detector's weights are AGPL-3.0 (a YOLOv8n
+trained with Ultralytics; the ONNX file's own metadata says so, and so do the licence files in
+nudenet's wheel, whatever its metadata claims): see the README's "Licences". Labelstream runs
+without it; a worker that lacks it raises :class:`ModelUnavailable` here, which the media step
+turns into a ``model_unavailable`` dead letter (and the Yandex endpoint into a per-feature error).
+
 >>> heads([{"class": "FEMALE_BREAST_EXPOSED", "score": 0.8}, {"class": "BELLY_EXPOSED", "score": 0.5}])
 {'explicit': 0.8, 'suggestive': 0.1, 'none': 0.1}
 >>> heads([{"class": "FACE_FEMALE", "score": 0.9}])
@@ -26,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["LABELS", "EXPLICIT", "SUGGESTIVE", "CLASSES", "MODEL_NAME", "NudityModel", "heads", "nms",
-           "model_version", "get_model"]
+__all__ = ["LABELS", "EXPLICIT", "SUGGESTIVE", "CLASSES", "MODEL_NAME", "NudityModel", "ModelUnavailable",
+           "INSTALL", "heads", "nms", "model_version", "get_model"]
 
 #: the detector's output classes, in its order (nudenet 3.4.2, 320n.onnx)
 LABELS = ("FEMALE_GENITALIA_COVERED", "FACE_FEMALE", "BUTTOCKS_EXPOSED", "FEMALE_BREAST_EXPOSED",
@@ -42,6 +48,20 @@ CLASSES = ("explicit", "suggestive", "none")
 MODEL_NAME = "nudity"
 INPUT = 320
 MIN_SCORE, NMS_SCORE, NMS_IOU = 0.2, 0.25, 0.45  # NudeNet's own thresholds
+#: how to install the model (onnxruntime via the extra; the wheel --no-deps: its opencv is not needed)
+INSTALL = "pip install 'labelstream[nudity]' && pip install --no-deps nudenet==3.4.2"
+
+
+class ModelUnavailable(RuntimeError):
+    """The nudity model is not installed on this worker (an optional, AGPL-3.0 licensed extra).
+
+    >>> str(ModelUnavailable("onnxruntime is not installed"))[:60]
+    "the built-in model 'nudity' is not installed on this worker "
+    """
+
+    def __init__(self, why: str):
+        super().__init__(f"the built-in model 'nudity' is not installed on this worker ({why}); it is an optional "
+                         f"extra under AGPL-3.0 (README: Licences): {INSTALL}")
 
 
 def heads(detections: list[dict[str, Any]]) -> dict[str, float]:
@@ -89,15 +109,20 @@ class NudityModel:
     """NudeNet's detector. ``detect`` is thread-safe (onnxruntime sessions are)."""
 
     def __init__(self, path: str | None = None, threads: int = 1):
-        import onnxruntime
-
+        """Raises :class:`ModelUnavailable` without onnxruntime or the nudenet wheel's model file."""
+        try:
+            import onnxruntime
+        except ImportError:
+            raise ModelUnavailable("onnxruntime is not installed") from None
         if path is None:
             import importlib.util
 
             spec = importlib.util.find_spec("nudenet")
             if spec is None or spec.origin is None:
-                raise RuntimeError("the nudity model needs the nudenet wheel: pip install --no-deps nudenet==3.4.2")
+                raise ModelUnavailable("the nudenet wheel is not installed")
             path = os.path.join(os.path.dirname(spec.origin), "320n.onnx")
+        if not os.path.isfile(path):
+            raise ModelUnavailable(f"no model file at {path}")
         opts = onnxruntime.SessionOptions()
         opts.intra_op_num_threads = threads  # the classify pool runs frames in parallel: one thread each
         opts.inter_op_num_threads = 1
@@ -156,6 +181,7 @@ def _model() -> NudityModel:
 
 
 def get_model() -> NudityModel:
-    """The worker's one model, loaded on first use (about 0.2 s)."""
+    """The worker's one model, loaded on first use (about 0.2 s). Raises :class:`ModelUnavailable`
+    when it is not installed (not cached: installing it does not need more than a restart anyway)."""
     with _lock:
         return _model()

@@ -11,10 +11,14 @@ construction (``bench/hashbank.py`` measures it against brute force, and Annoy's
 metric beside it: see bench/RESULTS.md).
 
 **Live updates** like the kNN index: the sorted arrays are built once; entries upserted since
-are searched exactly in a small overlay, and an entry's rows carry its generation, so a
-deleted or replaced entry's old rows are skipped at once. When the overlay outgrows a quarter
-of the built rows the whole index is rebuilt (geometric growth: bulk loading stays
-``O(n log n)`` overall).
+go to an overlay, and an entry's rows carry its generation, so a deleted or replaced entry's
+old rows are skipped at once. When the overlay outgrows a quarter of the built rows the whole
+index is rebuilt (geometric growth: bulk loading stays ``O(n log n)`` overall). The overlay is
+searched through a multi-index of its own, except its newest rows (at most :data:`OVERLAY_TAIL`),
+which are compared by brute force; a lookup that finds a longer tail indexes the overlay again
+first. :meth:`HashBanks.compact` (at the training replica's catch-up) folds the overlay into the
+built index. (Brute force over the whole overlay, up to a fifth of the hashes, cost 81 lookups/s
+at 1M hashes loaded the way the replica loads them: bench/RESULTS.md, "Raw media on one worker".)
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from functools import lru_cache
 from itertools import combinations
 from typing import Any
 
@@ -43,11 +48,16 @@ from app.core.pdq import BYTES, as_words
 __all__ = ["BankSpec", "Entry", "Match", "MihIndex", "HashBanks", "chunk_masks"]
 
 CHUNKS, CHUNK_BITS = 16, 16
+OVERLAY_TAIL = 2048  # overlay rows compared by brute force; beyond that the next lookup indexes the overlay
+QUERY_BLOCK = 64  # queries per brute-force block over the tail (bounds its (queries, rows, 4) temporary)
 PREFIX_WORDS = 2  # 64-bit words of each hash kept in chunk order (the prefilter)
+#: chunk j's bucket table starts at j * (2**16 + 1) in MihIndex.flat_starts, shaped to add to (q, 16, masks)
+_BUCKET_BASE = (np.arange(CHUNKS, dtype=np.int64) * ((1 << CHUNK_BITS) + 1))[None, :, None]
 
 
+@lru_cache(maxsize=8)
 def chunk_masks(radius: int, bits: int = CHUNK_BITS) -> np.ndarray:
-    """Every ``bits``-bit mask with at most ``radius`` bits set.
+    """Every ``bits``-bit mask with at most ``radius`` bits set (read-only: cached per radius).
 
     >>> len(chunk_masks(0)), len(chunk_masks(1)), len(chunk_masks(2))
     (1, 17, 137)
@@ -55,7 +65,9 @@ def chunk_masks(radius: int, bits: int = CHUNK_BITS) -> np.ndarray:
     out = [0]
     for r in range(1, radius + 1):
         out += [sum(1 << b for b in c) for c in combinations(range(bits), r)]
-    return np.array(out, dtype=np.uint32)
+    arr = np.array(out, dtype=np.uint32)
+    arr.flags.writeable = False
+    return arr
 
 
 def _chunks(hashes: np.ndarray) -> np.ndarray:
@@ -79,6 +91,7 @@ class MihIndex:
             self.order[j] = np.argsort(chunks[:, j], kind="stable")
             np.cumsum(np.bincount(chunks[:, j], minlength=1 << CHUNK_BITS), out=self.starts[j, 1:])
         self.starts += (np.arange(CHUNKS, dtype=np.int64) * n)[:, None]  # offsets into order.ravel()
+        self.flat_starts = self.starts.ravel()  # chunk j's value v starts at flat_starts[j * (2**16 + 1) + v]
         self.flat_order = self.order.ravel()
         # The first 128 bits of every hash again, in each chunk's order: a probe's bucket is then one
         # contiguous read, and a candidate whose first 128 bits already differ in more than the
@@ -93,11 +106,11 @@ class MihIndex:
         queries = np.ascontiguousarray(queries, dtype=np.uint8).reshape(-1, BYTES)
         if self.n == 0 or len(queries) == 0:
             return [(np.empty(0, np.int32), np.empty(0, np.int32)) for _ in range(len(queries))]
-        masks = chunk_masks(threshold // CHUNKS).astype(np.uint16)
-        probe = (_chunks(queries)[:, :, None] ^ masks[None, None, :]).astype(np.int64)  # (q, 16, masks)
-        j = np.arange(CHUNKS)[None, :, None]
-        lo = self.starts[j, probe].reshape(len(queries), -1)
-        hi = self.starts[j, probe + 1].reshape(len(queries), -1)
+        # (q, 16 x masks) bucket numbers into flat_starts: each chunk's value and its near neighbours
+        probe = ((_chunks(queries)[:, :, None] ^ chunk_masks(threshold // CHUNKS)[None, None, :])
+                 + _BUCKET_BASE).reshape(len(queries), -1)
+        lo = self.flat_starts[probe]
+        hi = self.flat_starts[probe + 1]
         lengths = (hi - lo).ravel()
         total = int(lengths.sum())
         # every query's candidates in one pass (no per-query Python work): positions into the
@@ -114,6 +127,8 @@ class MihIndex:
         cand = self.flat_order[pos]
         d = np.bitwise_count(self.words[cand] ^ qw[qid]).sum(axis=1, dtype=np.int32)
         keep = d <= threshold
+        if not keep.any():
+            return [(np.empty(0, np.int32), np.empty(0, np.int32)) for _ in range(len(queries))]
         # a near row is found once per chunk it is close in: dedupe the few kept
         pairs, first = np.unique(qid[keep].astype(np.int64) * self.n + cand[keep], return_index=True)
         dk = d[keep][first]
@@ -156,7 +171,7 @@ class Match:
 
 
 class HashBanks:
-    """Every bank and entry of a worker; one lock (queries take ~0.1 ms; writes come from the replica)."""
+    """Every bank and entry of a worker; one lock for writes (from the replica), lookups search outside it."""
 
     def __init__(self, rebuild_min: int = 2048):
         self.rebuild_min = rebuild_min
@@ -167,7 +182,8 @@ class HashBanks:
         self._index = MihIndex(np.empty((0, BYTES), np.uint8))
         self._meta: list[tuple[str, int, int]] = []  # built row -> (entry id, generation, hash index)
         self._overlay: list[tuple[np.ndarray, str, int, int]] = []
-        self._overlay_arr: np.ndarray | None = None
+        self._ov_index = MihIndex(np.empty((0, BYTES), np.uint8))  # over _overlay[:_ov_index.n]
+        self._tail_words: np.ndarray | None = None  # words of _overlay[_ov_index.n:], None: stale
         self.builds = 0
 
     # -- writers (the training replica) ---------------------------------------------
@@ -186,13 +202,20 @@ class HashBanks:
             self.entries[e.id] = (e, self._gen)
             for k, h in enumerate(np.asarray(e.hashes, np.uint8).reshape(-1, BYTES)):
                 self._overlay.append((h, e.id, self._gen, k))
-            self._overlay_arr = None
+            self._tail_words = None
             if len(self._overlay) > max(self.rebuild_min, self._index.n // 4):
                 self.rebuild()
 
     def delete_entry(self, entry_id: str) -> None:
         with self._lock:
             self.entries.pop(entry_id, None)  # its rows' generation no longer matches: skipped
+
+    def compact(self) -> None:
+        """Everything into the built index when the overlay holds more than its brute-force tail (the
+        training replica calls this once it has caught up, so a worker starts with one index to search)."""
+        with self._lock:
+            if len(self._overlay) > OVERLAY_TAIL:
+                self.rebuild()
 
     def rebuild(self) -> None:
         with self._lock:
@@ -203,7 +226,8 @@ class HashBanks:
                 hashes.append(hs)
                 meta.extend((eid, gen, k) for k in range(len(hs)))
             self._index = MihIndex(np.concatenate(hashes) if hashes else np.empty((0, BYTES), np.uint8))
-            self._meta, self._overlay, self._overlay_arr = meta, [], None
+            self._meta, self._overlay, self._tail_words = meta, [], None
+            self._ov_index = MihIndex(np.empty((0, BYTES), np.uint8))
             self.builds += 1
 
     # -- readers ------------------------------------------------------------------
@@ -215,30 +239,50 @@ class HashBanks:
         return len(self.entries)
 
     def match(self, queries: np.ndarray, banks: set[str] | None = None) -> list[list[Match]]:
-        """Per query hash, every live entry hash within its bank's threshold (nearest first)."""
+        """Per query hash, every live entry hash within its bank's threshold (nearest first).
+
+        Searches outside the lock, so the classify pool's threads look up at once: the lock is held
+        only to take the current indexes (and to index the overlay again when its tail is too long).
+        The built arrays are never changed in place, only replaced; a lookup concurrent with a write
+        sees the entry as it was before or after it."""
+        queries = np.asarray(queries, np.uint8).reshape(-1, BYTES)
+        out: list[list[Match]] = [[] for _ in range(len(queries))]
         with self._lock:
             specs = {n: b for n, b in self.banks.items() if banks is None or n in banks}
-            queries = np.asarray(queries, np.uint8).reshape(-1, BYTES)
-            out: list[list[Match]] = [[] for _ in range(len(queries))]
             if not specs:
                 return out
-            radius = max(b.threshold for b in specs.values())
-            for qi, (rows, dists) in enumerate(self._index.search(queries, radius)):
-                for r, d in zip(rows.tolist(), dists.tolist()):
-                    eid, gen, k = self._meta[r]
-                    self._keep(out[qi], eid, gen, k, d, specs)
-            if self._overlay:
-                if self._overlay_arr is None:
-                    self._overlay_arr = np.stack([o[0] for o in self._overlay])
-                words = as_words(self._overlay_arr)
-                for qi, q in enumerate(as_words(queries)):
-                    d = np.bitwise_count(words ^ q).sum(axis=1, dtype=np.int32)
-                    for r in np.flatnonzero(d <= radius).tolist():
-                        _, eid, gen, k = self._overlay[r]
-                        self._keep(out[qi], eid, gen, k, int(d[r]), specs)
-            for ms in out:
-                ms.sort(key=lambda m: (m.distance, m.bank, m.entry_id, m.hash_index))
-            return out
+            index, meta = self._index, self._meta
+            overlay, ov_index, tail = self._overlay_view()
+        radius = max(b.threshold for b in specs.values())
+        for qi, (rows, dists) in enumerate(index.search(queries, radius)):
+            for r, d in zip(rows.tolist(), dists.tolist()):
+                eid, gen, k = meta[r]
+                self._keep(out[qi], eid, gen, k, d, specs)
+        for qi, (rows, dists) in enumerate(ov_index.search(queries, radius)):
+            for r, d in zip(rows.tolist(), dists.tolist()):
+                _, eid, gen, k = overlay[r]
+                self._keep(out[qi], eid, gen, k, d, specs)
+        if len(tail):  # the overlay's newest rows, overlay[ov_index.n:][:len(tail)], by brute force
+            qw = as_words(queries)
+            for q0 in range(0, len(qw), QUERY_BLOCK):
+                d = np.bitwise_count(qw[q0:q0 + QUERY_BLOCK, None, :] ^ tail[None]).sum(axis=2, dtype=np.int32)
+                for qi, r in zip(*(a.tolist() for a in np.nonzero(d <= radius))):
+                    _, eid, gen, k = overlay[ov_index.n + r]
+                    self._keep(out[q0 + qi], eid, gen, k, int(d[qi, r]), specs)
+        for ms in out:
+            ms.sort(key=lambda m: (m.distance, m.bank, m.entry_id, m.hash_index))
+        return out
+
+    def _overlay_view(self) -> tuple[list[tuple[np.ndarray, str, int, int]], MihIndex, np.ndarray]:
+        """(Under the lock.) The overlay rows, the index over its first rows and the words of the rest:
+        the overlay is indexed again first when more than ``OVERLAY_TAIL`` rows are not."""
+        if len(self._overlay) - self._ov_index.n > OVERLAY_TAIL:
+            self._ov_index = MihIndex(np.stack([o[0] for o in self._overlay]))
+            self._tail_words = None
+        if self._tail_words is None:
+            rest = self._overlay[self._ov_index.n:]
+            self._tail_words = as_words(np.stack([o[0] for o in rest])) if rest else np.empty((0, 4), np.uint64)
+        return self._overlay, self._ov_index, self._tail_words
 
     def _keep(self, into: list[Match], eid: str, gen: int, k: int, d: int, specs: dict[str, BankSpec]) -> None:
         live = self.entries.get(eid)

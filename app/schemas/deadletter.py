@@ -41,6 +41,8 @@ REASONS = {
     "unsupported_codec": "the content's container has no video stream, or no decoder for its codec",
     "image_too_large": "the image (or video frame) has more pixels than max_media_pixels (decompression bomb)",
     "media_too_long": "the video lasts longer than max_media_duration, or samples more than max_media_frames",
+    "model_unavailable": "a model classifier applies but its built-in model is not installed on the worker (the "
+                         "nudity model is an optional extra)",
     "feedback_key_mismatch": "a feedback record is not keyed by its item_id",
     "internal_error": "an unexpected error while classifying (a bug: please report)",
 }

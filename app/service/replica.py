@@ -5,7 +5,8 @@ examples, classifiers and taxonomies to classify its share of the objects. Faust
 ``GlobalTable`` would do this but loses updates with several workers (faust-streaming
 issue #283), so each worker reads the changelog itself: a group-less consumer assigned
 every partition, from the beginning, applying each record to the model state. It is
-``caught_up`` once it has read up to the end offsets it saw at start (readiness).
+``caught_up`` once it has read up to the end offsets it saw at start (readiness); ``settle``
+(if given) runs in a thread just before that, e.g. to compact what bulk loading built.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ Apply = Callable[[str, bytes | None], None]
 
 class ChangelogReplica:
     def __init__(self, bootstrap: str, topic: str, apply: Apply, *, fetch_wait_ms: int = 20,
-                 upstream: Callable[[], Awaitable[None]] | None = None):
-        self.bootstrap, self.topic, self.apply = bootstrap, topic, apply
+                 upstream: Callable[[], Awaitable[None]] | None = None, settle: Callable[[], None] | None = None):
+        self.bootstrap, self.topic, self.apply, self.settle = bootstrap, topic, apply, settle
         # Caught up means: with the changelog's end *after* ``upstream()`` returned (the training
         # replica: after the group's training agent has processed the training topic's backlog).
         self.upstream = upstream
@@ -70,16 +71,24 @@ class ChangelogReplica:
                     end = await consumer.end_offsets(tps)  # taken after the upstream backlog is in the changelog
                     pending = {tp for tp, off in end.items() if off > 0}
                     if not pending:
-                        self.caught_up.set()
+                        await self._caught_up()
                 if pending:
                     for tp in list(pending):
                         if await consumer.position(tp) >= end[tp]:
                             pending.discard(tp)
                     if not pending:
                         log.info("replica of %s caught up: %d records", self.topic, self.applied)
-                        self.caught_up.set()
+                        await self._caught_up()
         finally:
             await consumer.stop()
+
+    async def _caught_up(self) -> None:
+        if self.settle is not None:
+            try:
+                await asyncio.to_thread(self.settle)
+            except Exception:  # the state stays correct, only slower to search: never block readiness
+                log.exception("settling %s after catch-up failed", self.topic)
+        self.caught_up.set()
 
     def _apply_all(self, records: list[Any]) -> None:
         for rec in records:

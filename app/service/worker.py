@@ -42,7 +42,8 @@ def build(settings: Settings) -> Runtime:
     state = ModelState(settings)
     boot = bootstrap(settings.broker)
     replica = ChangelogReplica(boot, tables.changelog(TRAINING), state.apply,  # ready = the topic's backlog applied
-                               upstream=lambda: group_consumed(boot, settings.app_id, settings.topic("training")))
+                               upstream=lambda: group_consumed(boot, settings.app_id, settings.topic("training")),
+                               settle=state.caught_up)  # then the hash banks' overlay goes into one index
     rt = Runtime(settings, app, topics, tables, state, replica, Sink(topics, tables, MAX_MESSAGE_BYTES, on_failure=_stop_worker),
                  ThreadPoolExecutor(settings.classify_threads, thread_name_prefix="classify"))
     for agent in (objects, training, media):

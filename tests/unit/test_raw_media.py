@@ -210,3 +210,34 @@ def test_model_classifier_policies_name_its_classes(state):
                  {"record": "classifier", "name": "m2", "type": "model"})
     assert [(o.rejected.reason, o.rejected.path) for o in outs] == [
         ("invalid_classifier", "policies.0.classes"), ("invalid_classifier", None)]
+
+
+@pytest.fixture
+def without_nudenet(monkeypatch):
+    """This worker without the optional nudity model (its wheel not installed), the real one back afterwards."""
+    import importlib.util
+
+    from app.core import nudity
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "nudenet" else real(name, *a))
+    nudity._model.cache_clear()
+    yield
+    nudity._model.cache_clear()
+
+
+def test_without_the_optional_model_a_nudity_item_is_one_model_unavailable_dead_letter(state, without_nudenet):
+    from app.classify.yandex import batch_analyze
+
+    bank(state, "camera")
+    train(state, {"record": "classifier", "name": "nsfw", "type": "model", "model": "nudity"})
+    jpeg = encode(sample("camera"), "JPEG")
+    out = media(state, event("x", jpeg))
+    assert out.rejected is not None and out.rejected.reason == "model_unavailable" and out.results == []
+    assert "nudenet wheel is not installed" in out.rejected.detail and "labelstream[nudity]" in out.rejected.detail
+    # the bank alone still works: an item naming it skips the model
+    assert hashmatch(media(state, event("y", jpeg, classifier="bank:known"), offset=1))["matches"]
+    feats = [{"type": "CLASSIFICATION", "classificationConfig": {"model": m}} for m in ("nudity", "known")]
+    (nud, known), = [batch_analyze(state, {"analyze_specs": [{"content": b64(jpeg), "features": feats}]})["results"][0]["results"]]
+    assert nud["error"]["code"] == 9 and "AGPL-3.0" in nud["error"]["message"]
+    assert known["classification"]["properties"][0]["probability"] > 0.9
