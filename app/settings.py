@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     # Faust's /router tells anyone the URL of every worker (cluster layout); off unless a feature needs it.
     web_router_enabled: bool = False
     log_level: str = "info"
-    # The console (app/service/web_console.py): served by every worker on its web port, behind the keys.
+    # The console (app/service/console_views/): served by every worker on its web port, behind the keys.
     console_enabled: bool = True
     console_window: int = Field(10_000, ge=100, le=1_000_000, description="recent results the console keeps")
     # A dead worker's partitions move after session_timeout: 10 s instead of Kafka's 45 s

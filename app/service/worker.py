@@ -13,7 +13,7 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 
 from app.classify.state import ModelState
-from app.service import (feedback_agent, jobs, sweeper, web, web_console, web_hive, web_twelvelabs, web_weaviate,
+from app.service import (console_views, feedback_agent, jobs, sweeper, web, web_hive, web_twelvelabs, web_weaviate,
                          web_yandex)
 from app.service.admin import bootstrap
 from app.service.agents import media, objects, training
@@ -51,7 +51,7 @@ def build(settings: Settings) -> Runtime:
     web_twelvelabs.register(rt, media_api)
     web_hive.register(rt, media_api)
     web_yandex.register(rt)  # POST /vision/v1/batchAnalyze (raw images)
-    web_console.register(rt)  # the console at /console and its feed (app/service/console_feed.py)
+    console_views.register(rt)  # the console at /console and its feed (app/service/console_feed.py)
     sweeper.register(rt)  # TTLs and retention of the tables (app/settings.py)
 
     @app.task
