@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from app.classify.state import ModelState
 from app.service import (console_views, feedback_agent, jobs, sweeper, web, web_hive, web_twelvelabs, web_weaviate,
-                         web_yandex)
+                         web_yandex, worker_report)
 from app.service.admin import bootstrap
 from app.service.agents import media, objects, training
 from app.service.faust_app import MAX_MESSAGE_BYTES, make_app, make_topics
@@ -51,7 +51,8 @@ def build(settings: Settings) -> Runtime:
     web_twelvelabs.register(rt, media_api)
     web_hive.register(rt, media_api)
     web_yandex.register(rt)  # POST /vision/v1/batchAnalyze (raw images)
-    console_views.register(rt)  # the console at /console and its feed (app/service/console_feed.py)
+    reporter = worker_report.register(rt)  # this worker's counters on the 'workers' topic, every few seconds
+    console_views.register(rt, reporter)  # the console at /console and its feed (app/service/console_feed.py)
     sweeper.register(rt)  # TTLs and retention of the tables (app/settings.py)
 
     @app.task

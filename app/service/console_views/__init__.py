@@ -35,15 +35,17 @@ from app.service.console_views.overview import Overview
 from app.service.console_views.pages import STATIC, Pages
 from app.service.console_views.review import Review
 from app.service.runtime import Runtime
+from app.service.worker_report import WorkerReporter
 
 FAMILIES = (Pages, Overview, Live, Review, DeadLetters, Models, Media, Jobs)
 
 
-def register(rt: Runtime) -> ConsoleFeed | None:
-    """The console's routes on the worker's web server and its feed as a worker task."""
+def register(rt: Runtime, reporter: WorkerReporter | None = None) -> ConsoleFeed | None:
+    """The console's routes on the worker's web server and its feed as a worker task (``reporter``: this
+    worker's own counters, shown as they are now next to the other workers' reports)."""
     if not rt.settings.console_enabled or not rt.settings.web_enabled:
         return None
-    feed = ConsoleFeed(rt.settings, rt.sink.publish)
+    feed = ConsoleFeed(rt.settings, rt.sink.publish, reporter.report if reporter is not None else None)
     stopping = [False]  # the web server is stopping: live streams end
 
     async def on_shutdown(app: web.Application) -> None:
