@@ -161,14 +161,16 @@ async function live() {
 }
 
 // -- Review queue -----------------------------------------------------------------------------
-const review = { items: [], sel: 0, busy: new Set(), relabel: false };
+const review = { items: [], open: 0, sel: 0, busy: new Set(), relabel: false };  // open: all open items, items: the oldest page
 
 function renderQueue() {
   const list = $("#queue");
   if (!list) return;
   const items = review.items.filter((e) => !review.busy.has(e.id));
   review.sel = Math.min(review.sel, Math.max(0, items.length - 1));
-  $("#qcount").textContent = `${items.length} open`;
+  const open = Math.max(items.length, review.open - review.busy.size);
+  $("#qcount").textContent = `${open.toLocaleString("en")} open`;
+  $("#qshown").textContent = open > items.length ? ` · the oldest ${items.length} shown` : "";
   list.replaceChildren(...items.map((e, i) => h("div", { class: `item${i === review.sel ? " sel" : ""}`, dataset: { id: e.id }, onclick: () => { review.sel = i; renderQueue(); } },
     h("div", {}, tag(e.action), " ", h("b", {}, e.item_id), ` · ${e.class_name} ${fmt(e.score)} · ${e.taxonomy.name}@${e.taxonomy.version} · rule ${e.rule}`),
     h("div", { class: "muted" }, "scores: " + Object.entries(e.scores || {}).map(([c, s]) => `${c} ${fmt(s)}`).join(", ")),
@@ -197,6 +199,7 @@ async function decide(e, verdict, label) {
   try {
     await api("/console/api/verdict", { json: { hit_id: e.id, verdict, label } });
     review.items = review.items.filter((x) => x.id !== e.id);
+    review.open = Math.max(0, review.open - 1);
     msg(`${verdict} ${e.item_id}`, true);
   } catch (err) {
     // the message is on the page (api()); the item comes back
@@ -211,6 +214,7 @@ async function loadQueue() {
   const data = await api(`/console/api/review?actions=${actions}`);
   const current = review.items.filter((e) => !review.busy.has(e.id))[review.sel];
   review.items = data.queue;
+  review.open = data.open;
   if (current) {
     const i = review.items.filter((e) => !review.busy.has(e.id)).findIndex((e) => e.id === current.id);
     if (i >= 0) review.sel = i;
@@ -222,7 +226,7 @@ async function reviewPage() {
   main.replaceChildren(
     h("div", { class: "split" },
       h("div", {},
-        h("form", { class: "inline" }, h("label", {}, h("span", {}, h("input", { type: "checkbox", id: "withblock", onchange: loadQueue }), " include block")), h("span", { id: "qcount", class: "muted" })),
+        h("form", { class: "inline" }, h("label", {}, h("span", {}, h("input", { type: "checkbox", id: "withblock", onchange: loadQueue }), " include block")), h("span", { id: "qcount", class: "muted" }), h("span", { id: "qshown", class: "muted" })),
         h("p", { class: "keys" }, h("kbd", {}, "j"), "/", h("kbd", {}, "k"), " move · ", h("kbd", {}, "c"), " confirm · ", h("kbd", {}, "x"), " reject · ", h("kbd", {}, "r"), " relabel (type, Enter) · oldest first"),
         h("div", { id: "queue", class: "queue" })),
       h("div", {}, h("h3", {}, "Recent verdicts"), h("div", { id: "verdicts" }))));

@@ -39,7 +39,7 @@ class Live(Views):
             return error(request, e.status, e.message)
         except ValueError:
             return error(request, 400, "limit must be an integer from 1 to 1000")
-        return json_response({"results": self.feed.window.results(f, limit), "window": len(self.feed.window._results)})
+        return json_response({"results": self.feed.window.results(f, limit), "window": len(self.feed.window)})
 
     async def result(self, request: web.Request) -> web.Response:
         rid = request.query.get("id", "")

@@ -17,10 +17,9 @@ class Media(Views):
         rid = request.query.get("id", "")
         r = self.feed.window.result(rid) if rid else None
         if r is None:
-            rows = [s for s in self.feed.window.results({}, 1000) if s["item_kind"] == "media"][:50]
             if rid:
                 return error(request, 404, f"media result {rid!r} is not in the console's recent window")
-            return json_response({"recent": rows})
+            return json_response({"recent": self.feed.window.recent_media(50)})
         if r.get("method") != "media":
             return error(request, 400, f"{rid!r} is a {r.get('method')} result, not a media result")
         d = r.get("detail") or {}

@@ -17,6 +17,11 @@ from app.schemas.feedback import Feedback
 from app.service.console_views.base import REVIEWER_COOKIE, Route, Views, error, json_body, json_response, reviewer
 
 
+# The oldest items the page holds: a reviewer works from the top, and the page refreshes every 2 s. The page
+# redraws the list on every key press, so a long list costs each press (500 items: ~0.5 s to first render).
+QUEUE_PAGE = 100
+
+
 class Review(Views):
     def routes(self) -> list[Route]:
         return [("GET", "/console/api/review", self.review), ("GET", "/console/api/verdicts", self.verdicts),
@@ -26,8 +31,14 @@ class Review(Views):
         actions = tuple(a for a in request.query.get("actions", "review").split(",") if a)
         if not actions or any(a not in ("review", "block") for a in actions):
             return error(request, 400, "actions must be review, block or review,block")
-        q = self.feed.window.review_queue(actions, limit=500)
-        return json_response({"queue": q, "reviewer": request.cookies.get(REVIEWER_COOKIE, "")})
+        try:
+            limit = int(request.query.get("limit", str(QUEUE_PAGE)))
+            if not 1 <= limit <= 500:
+                raise ValueError
+        except ValueError:
+            return error(request, 400, "limit must be an integer from 1 to 500")
+        total, q = self.feed.window.queue(actions, limit)
+        return json_response({"queue": q, "open": total, "reviewer": request.cookies.get(REVIEWER_COOKIE, "")})
 
     async def verdict(self, request: web.Request) -> web.Response:
         try:
@@ -46,16 +57,15 @@ class Review(Views):
             hit = w.hit(form["hit_id"])
             if hit is None:
                 raise FormError(404, f"no moderation hit {form['hit_id']!r} in the queue")
-            r = w.result(hit["result_id"])
-            if r is None:
-                raise FormError(409, "the hit's result is not in the console's window yet: try again in a moment")
             tax = hit.get("taxonomy") or {}
+            r = w.result(hit["result_id"]) or self._result_of(hit, tax.get("name"))
             prop = form["property"] or self._property(r, tax.get("name"))
             decision = {"action": hit.get("action"), "label": hit.get("class_name")}
         else:
-            r = w.result(form["result_id"])
-            if r is None:
+            in_window = w.result(form["result_id"])
+            if in_window is None:
                 raise FormError(404, f"result {form['result_id']!r} is not in the console's recent window")
+            r = in_window
             labels = r.get("labels") or {}
             prop = form["property"] or next(iter(labels), "")
             if prop not in labels:
@@ -74,6 +84,20 @@ class Review(Views):
                 "at": int(time.time() * 1000), "note": form["note"]})
         except ValueError as e:
             raise FormError(400, f"not a valid verdict: {e}") from None
+
+    def _result_of(self, hit: dict[str, Any], taxonomy: str | None) -> dict[str, Any]:
+        """What a verdict needs of a hit's result when the result is not in the window (it has left a window
+        full of newer results, or arrived before the feed's start): the one classifier of the item's kind that
+        scores with the hit's taxonomy."""
+        kind = hit.get("item_kind", "object")
+        found = {c.name: c for cs in self.rt.state.snapshot().classifiers_by_class.values() for c in cs
+                 if taxonomy in c.spec.taxonomies and (c.spec.type == "media") == (kind == "media")}
+        if len(found) != 1:
+            raise FormError(409, f"the result of {hit.get('item_id')!r} is not in the console's window and "
+                            f"{len(found)} classifiers use taxonomy {taxonomy!r}: judge it from its result instead")
+        c = next(iter(found.values()))
+        return {"item_id": hit.get("item_id"), "item_kind": kind, "result_id": f"{hit.get('item_id')}/{c.name}",
+                "classifier": c.name, "class": c.spec.class_, "labels": {}}
 
     def _property(self, r: dict[str, Any], taxonomy: str | None) -> str:
         """The property the classifier labels from ``taxonomy`` (classifyProperties[i] <- taxonomies[i])."""
