@@ -229,13 +229,11 @@ async def test_console_in_a_browser(stack, browser):
     wait.until(lambda b: "'settings.k' must be an integer" in text("#msg"))
     shot("jobs")
 
-    # The other pages load, each in under a second, and bad input is refused with a 4xx and a message.
+    # Every page draws (how fast, with a full window: make bench-console), and bad input is refused with a 4xx
+    # and a message.
     for page in ("models", "media", "jobs", "", "live", "review", "dead"):  # screenshots: var/screenshots/
         browser.get(f"{base}/{page}".rstrip("/"))
-        wait.until(lambda b: b.execute_script("return document.readyState") == "complete")
-        ms = browser.execute_script("const t = performance.getEntriesByType('navigation')[0];"
-                                    "return t.loadEventEnd - t.startTime;")
-        assert ms < 1000, (page, ms)
+        wait.until(lambda b: b.execute_script("return performance.getEntriesByName('console:rendered').length"))
         shot(f"page-{page or 'overview'}")
     async with aiohttp.ClientSession(cookies={"labelstream_console_key": KEY}) as http:
         for path, body, status, words in [
