@@ -8,7 +8,7 @@ TEST_PORT ?= 19092
 TEST_ENV  := LABELSTREAM_KAFKA_PORT=$(TEST_PORT) LABELSTREAM_BROKER=kafka://127.0.0.1:$(TEST_PORT)
 PYTEST_ARGS ?=
 
-.PHONY: install browser demo test typecheck unit kafka-start kafka-stop bench bench-core bench-scale topics clean
+.PHONY: install browser demo test typecheck unit kafka-start kafka-stop bench bench-core bench-scale bench-console topics clean
 
 $(STAMP): pyproject.toml Makefile  # the install line below is part of what is installed
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -74,6 +74,11 @@ bench-scale: install
 	$(BIN)/python bench/build_lag.py --n 100000
 	$(BIN)/python bench/rebuild_gap.py --rate 50 --write
 	$(BIN)/python bench/startup.py --objects $(SCALE_OBJECTS) --write
+
+## Console page load times in headless Chromium with 10,000 results in the recent window (LABELSTREAM_BROKER,
+## else the local one): navigation timing and time to first rendered content per page. Writes bench/RESULTS.md.
+bench-console: install browser
+	$(BIN)/python bench/console_pages.py --write
 
 topics: install
 	$(BIN)/labelstream topics export

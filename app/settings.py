@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     # Faust's /router tells anyone the URL of every worker (cluster layout); off unless a feature needs it.
     web_router_enabled: bool = False
     log_level: str = "info"
-    # The console (app/service/web_console.py): served by every worker on its web port, behind the keys.
+    # The console (app/service/console_views/): served by every worker on its web port, behind the keys.
     console_enabled: bool = True
     console_window: int = Field(10_000, ge=100, le=1_000_000, description="recent results the console keeps")
     emit_every: float = Field(0.05, gt=0, description="objects: a fetched batch is classified and emitted in "
@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     console_idle_seconds: float = Field(
         300, ge=0, description="the console's feed tails the output topics while a page, API call or live stream "
         "used it within this many seconds (0: always); feedback and training are always read")
+    # Every worker republishes its counters on the compacted 'workers' topic (app/service/worker_report.py)
+    # so any worker's console overview shows the whole deployment's agent restarts.
+    worker_id: str = Field("", max_length=256, description="this worker's key on 'workers' (default <host>:<web port>)")
+    worker_report_interval: float = Field(5.0, ge=0.1, le=3600, description="seconds between two reports")
     # A dead worker's partitions move after session_timeout: 10 s instead of Kafka's 45 s
     # default keeps a crash's gap short; heartbeats every 3 s keep live workers in the group.
     session_timeout: float = Field(10.0, gt=0)

@@ -22,6 +22,7 @@ from app.schemas.media import MediaEvent
 from app.schemas.objects import ObjectEvent
 from app.schemas.results import ModerationHit, Result
 from app.schemas.training import training_json_schema
+from app.schemas.workers import WorkerReport
 
 TOPICS_DIR = Path(__file__).resolve().parent.parent / "topics"
 BIG = str(16 * 1024 * 1024)  # media events and their chunk table carry many segment vectors
@@ -68,6 +69,9 @@ SPECS = [
     TopicSpec("feedback", "verdicts on decisions (console reviewers, ground truth from other systems)", 8, "delete",
               "item id (the partition of the item's object)", lambda: Feedback.model_json_schema(by_alias=True),
               {"retention.ms": str(90 * 24 * 3600 * 1000)}),  # online accuracy is recomputed from the whole topic
+    TopicSpec("workers", "each worker's counters (agent restarts, records in and out), republished every few "
+              "seconds; the console's overview sums the live workers' (a null value: the worker stopped)", 1,
+              "compact", "worker id (LABELSTREAM_WORKER_ID, else <host>:<web port>)", WorkerReport.model_json_schema),
 ]
 CATALOG = {s.name: s for s in SPECS}
 

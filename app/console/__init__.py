@@ -1,4 +1,4 @@
 """The console's pure view-model: what its pages show, computed from plain data (no Kafka, no HTTP).
 
-The pages themselves are ``app/service/web_console.py``; static assets are in ``static/``.
+The views themselves are ``app/service/console_views/`` (one module per page family); static assets are in ``static/``.
 """

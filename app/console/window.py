@@ -16,6 +16,8 @@ the web views only ask it questions. No Kafka, no HTTP here.
     ...            "source": {"timestamp": 5}})
     >>> q = w.review_queue(("review",)); [(e["id"], e["result_id"]) for e in q]
     [('c1|tone', 'c1/tone')]
+    >>> len(w), w.queue(("review",), limit=0)    # results in the window; open hits, none of them decoded
+    (2, (1, []))
     >>> w.add_feedback({"op": "verdict", "item_id": "c1", "result_id": "c1/tone", "reviewer": "ana"})
     >>> w.review_queue(("review",))
     []
@@ -114,6 +116,7 @@ class Window:
         self._hits: OrderedDict[str, dict[str, Any]] = OrderedDict()  # "<item>|<taxonomy>" -> hit
         self.max_hits = max_hits
         self._judged: set[str] = set()  # result ids with a verdict
+        self._judged_hits: set[str] = set()  # "<item>|<taxonomy>" with a verdict (also when the result has left)
         self.dead: deque[dict[str, Any]] = deque(maxlen=max_dead)
         self.dead_reasons: Counter[str] = Counter()
         self.republished: set[int] = set()
@@ -154,10 +157,15 @@ class Window:
     def add_feedback(self, fb: dict[str, Any]) -> None:
         self.counts["feedback"] += 1
         rid = str(fb.get("result_id"))
+        tax = (fb.get("taxonomy") or {}).get("name")
+        hid = f"{fb.get('item_id')}|{tax}" if tax else ""
         if fb.get("op", "verdict") == "retract":
             self._judged.discard(rid)
+            self._judged_hits.discard(hid)
         else:
             self._judged.add(rid)
+            if hid:
+                self._judged_hits.add(hid)
 
     def restart_outputs(self) -> None:
         """Forget the outputs (results, hits, dead letters) before they are read again from the
@@ -194,6 +202,20 @@ class Window:
                     break
         return out
 
+    def __len__(self) -> int:
+        """Results in the window."""
+        return len(self._results)
+
+    def recent_media(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest media results anywhere in the window (rows, newest first)."""
+        out = []
+        for rid in reversed(self._results):
+            if self._rows[rid]["item_kind"] == "media":
+                out.append(self._rows[rid])
+                if len(out) >= limit:
+                    break
+        return out
+
     def result_id_for_hit(self, h: dict[str, Any]) -> str | None:
         """The result that carried the hit: the item's result scored with the hit's taxonomy."""
         name = (h.get("taxonomy") or {}).get("name")
@@ -208,12 +230,17 @@ class Window:
 
     def review_queue(self, actions: tuple[str, ...] = ("review",), limit: int = 100) -> list[dict[str, Any]]:
         """Open hits with one of ``actions``, oldest first (record time, then arrival), with their evidence."""
+        return self.queue(actions, limit)[1]
+
+    def queue(self, actions: tuple[str, ...] = ("review",), limit: int = 100) -> tuple[int, list[dict[str, Any]]]:
+        """How many hits are open, and the oldest ``limit`` of them with their evidence (a page of the queue:
+        only those are decoded)."""
         open_hits = []
         for h in self._hits.values():
-            if h.get("action") in actions and self._result_id(h) not in self._judged:
+            if h.get("action") in actions and h["id"] not in self._judged_hits and self._result_id(h) not in self._judged:
                 open_hits.append(h)
         open_hits.sort(key=lambda h: ((h.get("source") or {}).get("timestamp") or 0, h["seq"]))
-        return [self._entry(h) for h in open_hits[:limit]]
+        return len(open_hits), [self._entry(h) for h in open_hits[:limit]]
 
     def _result_id(self, h: dict[str, Any]) -> str:
         return self.result_id_for_hit(h) or f"{h.get('item_id')}/?"

@@ -64,3 +64,25 @@ def toxic_probability(v: np.ndarray) -> float:
     cos = np.array([v @ E[0], v @ E[1]]) / np.linalg.norm(v)
     p = np.exp(cos / TEMPERATURE - (cos / TEMPERATURE).max())
     return float(p[1] / p.sum())
+
+
+def window_fill(results: int, review_every: int = 5, dead: int = 20, video_at: float = 0.4) -> list[tuple[str, str, Any]]:
+    """``(topic, key, value)`` records whose results fill a console window of ``results``: comments
+    (2 results each: zero-shot ``tone`` and kNN ``tone-knn``; every ``review_every``-th a review item)
+    10 % beyond the window, so the oldest fall out; ``dead`` records that are not JSON (dead letters);
+    one video (``fill-video``) after ``video_at`` of the comments, older than the newest thousand results.
+
+    >>> recs = window_fill(1000, dead=2)
+    >>> len(recs), sum(1 for t, _, _ in recs if t == "media"), recs[-1][1]
+    (553, 1, 'fill-549')
+    """
+    n = results * 11 // 20
+    out: list[tuple[str, str, Any]] = []
+    for i in range(n):
+        if i == int(n * video_at):
+            out.append(("media", *video("fill-video")))
+        v = review_vector(i) if i % review_every == 0 else calm_vector(i)
+        out.append(("objects", *comment(f"fill-{i}", v)))
+    out += [("objects", f"fill-bad-{i}", b'{"id": "fill-bad", "class": "Comment"') for i in range(dead)]
+    out.append(out.pop(-dead - 1))  # the newest record is a comment
+    return out

@@ -1,11 +1,12 @@
 """What the console sees, read from Kafka by every worker that serves it.
 
-Group-less consumers (like the training replica): ``feedback`` and ``training`` from the
-beginning, always (accuracy is computed over all verdicts and exported as metrics; taxonomy
-versions that compaction has not removed yet can be diffed); the output topics ``results``,
-``moderation`` and ``deadletter`` from a recent window (``console_window`` results), only while
-the console is in use (``console_idle_seconds``: reading every worker's output is a real cost
-to a worker that nobody is watching). Every record goes into a pure :class:`~app.console.window.Window` and the accuracy
+Group-less consumers (like the training replica): ``feedback``, ``training`` and ``workers``
+from the beginning, always (accuracy is computed over all verdicts and exported as metrics;
+taxonomy versions that compaction has not removed yet can be diffed; every worker's latest
+counters, ``app/service/worker_report.py``); the output topics ``results``, ``moderation`` and
+``deadletter`` from a recent window (``console_window`` results), only while the console is in
+use (``console_idle_seconds``: reading every worker's output is a real cost to a worker that
+nobody is watching). Every record goes into a pure :class:`~app.console.window.Window` and the accuracy
 fold; new results are pushed to the live page's subscribers (SSE).
 
 Once a second a sampler reads the end offsets of the input and output topics and the consumer
@@ -33,26 +34,28 @@ from pydantic import ValidationError
 from app.classify.accuracy import Accuracy
 from app.console.window import Window
 from app.schemas.feedback import Feedback
+from app.schemas.workers import WorkerReport
 from app.service.admin import bootstrap
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
 INPUTS = ("objects", "media", "training", "feedback", "jobs")
 OUTPUTS = ("results", "moderation", "deadletter")
-ALWAYS = ("feedback", "training")
+ALWAYS = ("feedback", "training", "workers")
 TAILED = (*OUTPUTS, *ALWAYS)
 Publish = Callable[[str, bytes, bytes], Awaitable[None]]
 
 
 class ConsoleFeed:
-    def __init__(self, settings: Settings, publish: Publish):
-        self.settings, self._publish = settings, publish
+    def __init__(self, settings: Settings, publish: Publish, local_report: Callable[[], WorkerReport] | None = None):
+        self.settings, self._publish, self._local_report = settings, publish, local_report
         self._window = Window(max_results=settings.console_window)
         self.accuracy = Accuracy()
         self.samples: deque[tuple[float, int, int]] = deque(maxlen=300)  # (time, in total, out total)
         self.lag: dict[str, dict[int, int]] = {}
         self.taxonomies: dict[str, dict[int, dict[str, Any]]] = {}  # name -> version -> document
         self.classifiers: dict[str, dict[str, Any]] = {}
+        self.workers: dict[str, WorkerReport] = {}  # worker id -> its latest report (the workers topic)
         self.subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
         self.caught_up = _Both()  # feedback + training read, and the output window (when watched)
         self._inputs_caught_up = self.caught_up.a
@@ -160,6 +163,9 @@ class ConsoleFeed:
         if topic == "training":
             self._training(key, value)
             return
+        if topic == "workers":
+            self._worker(key, value)
+            return
         if value is None:
             return
         try:
@@ -198,6 +204,25 @@ class ConsoleFeed:
             self.taxonomies.setdefault(k[len("taxonomy:"):], {})[doc["version"]] = doc
         elif k.startswith("classifier:"):
             self.classifiers[k[len("classifier:"):]] = doc
+
+    def _worker(self, key: bytes | None, value: bytes | None) -> None:
+        wid = (key or b"").decode(errors="replace")
+        if value is None:  # the worker stopped normally
+            self.workers.pop(wid, None)
+            return
+        try:
+            self.workers[wid] = WorkerReport.model_validate_json(value)
+        except ValidationError:
+            return  # not a report: nothing to count
+
+    def worker_reports(self) -> dict[str, WorkerReport]:
+        """Every worker's latest report; this worker's own counters as they are now (its report on the
+        topic is up to one interval old)."""
+        reports = dict(self.workers)
+        if self._local_report is not None:
+            mine = self._local_report()
+            reports[mine.worker] = mine
+        return reports
 
     # -- sampling: rates and lag ------------------------------------------------------------
     async def _sample(self, consumer: AIOKafkaConsumer, boot: str) -> None:

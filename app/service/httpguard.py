@@ -42,7 +42,7 @@ PROBES = frozenset({"/health/ready", "/v1/.well-known/ready"})
 #: ``request[AUTHENTICATED]``: a valid key came with the request (always true without keys).
 AUTHENTICATED = web.RequestKey("labelstream.authenticated", bool)
 _JSON = web.RequestKey("labelstream.json", object)
-#: The console (``web_console.py``) keeps the key in this cookie (HttpOnly, SameSite=Strict); it is
+#: The console (``console_views/``) keeps the key in this cookie (HttpOnly, SameSite=Strict); it is
 #: accepted under ``/console`` only, so the public APIs never take a credential a browser adds by itself.
 CONSOLE_COOKIE = "labelstream_console_key"
 #: The login form and the static assets (no data in them) need no key.

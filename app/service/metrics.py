@@ -21,6 +21,12 @@ BATCH_SECONDS = Histogram("labelstream_batch_seconds", "time to classify one bat
                           buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5))
 
 
+def by_label(counter: Counter) -> dict[str, int]:
+    """A counter with one label: its value per label value (what this process counted since it started)."""
+    return {next(iter(s.labels.values()), ""): int(s.value)
+            for m in counter.collect() for s in m.samples if s.name.endswith("_total")}
+
+
 def agent_restarts() -> int:
     """Agent crashes since the worker started (0 unless something is broken)."""
     return int(sum(s.value for m in AGENT_RESTARTS.collect() for s in m.samples if s.name.endswith("_total")))

@@ -152,8 +152,9 @@ class Sink:
     async def one(self, record: Record, out: Outcome) -> None:
         await self.emit([(record, out)])
 
-    async def publish(self, topic: str, key: bytes, value: bytes) -> None:
-        """One command record (a REST request's job start) to a catalog topic, awaited until acknowledged."""
+    async def publish(self, topic: str, key: bytes, value: bytes | None) -> None:
+        """One record (a REST request's job start, a verdict, a worker report; None: a tombstone) to a topic,
+        awaited until acknowledged."""
         producer = await self.app.maybe_start_producer()
         await (await producer.send(topic, key, value, partition=None, timestamp=None, headers=_headers()))
 

@@ -13,8 +13,8 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 
 from app.classify.state import ModelState
-from app.service import (feedback_agent, jobs, sweeper, web, web_console, web_hive, web_twelvelabs, web_weaviate,
-                         web_yandex)
+from app.service import (console_views, feedback_agent, jobs, sweeper, web, web_hive, web_twelvelabs, web_weaviate,
+                         web_yandex, worker_report)
 from app.service.admin import bootstrap, group_consumed
 from app.service.loopwatch import LoopWatch
 from app.service.agents import media, objects, training
@@ -55,7 +55,8 @@ def build(settings: Settings) -> Runtime:
     web_twelvelabs.register(rt, media_api)
     web_hive.register(rt, media_api)
     web_yandex.register(rt)  # POST /vision/v1/batchAnalyze (raw images)
-    web_console.register(rt)  # the console at /console and its feed (app/service/console_feed.py)
+    reporter = worker_report.register(rt)  # this worker's counters on the 'workers' topic, every few seconds
+    console_views.register(rt, reporter)  # the console at /console and its feed (app/service/console_feed.py)
     sweeper.register(rt)  # TTLs and retention of the tables (app/settings.py)
 
     watch = LoopWatch(settings.loop_stall_seconds)  # a stalled event loop is logged with every thread's stack

@@ -10,6 +10,7 @@ import os
 
 import pytest
 
+from app.devtools import browser as chromium
 from app.devtools.localkafka import port_open
 from app.devtools.stack import Stack, deployment  # noqa: F401 (Stack: type of the fixture)
 
@@ -29,3 +30,12 @@ def broker() -> str:
 async def stack(broker, tmp_path, request):
     async with deployment(broker, tmp_path, getattr(request, "param", None) or 2) as s:
         yield s
+
+
+@pytest.fixture
+def browser():
+    """Headless Chromium (Debian's chromium and chromium-driver: 'make test' installs them)."""
+    if not chromium.available():
+        pytest.fail(chromium.MISSING)
+    with chromium.chromium() as driver:
+        yield driver

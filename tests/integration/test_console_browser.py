@@ -12,7 +12,6 @@ page, a good one re-published. Screenshots of each page go to var/screenshots/ (
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 from pathlib import Path
 
@@ -24,31 +23,6 @@ from app.devtools import console_scenario as sc
 from app.schemas.feedback import Feedback
 
 pytestmark = pytest.mark.kafka
-# Debian's chromium and chromium-driver ('make test' installs them when missing): Selenium is pointed at
-# both, so nothing is downloaded at test time.
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-
-
-@pytest.fixture
-def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    if not shutil.which("chromedriver"):
-        pytest.fail("the browser tests need Debian's chromium and chromium-driver: 'make test' installs them")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1280,900", "--no-first-run", "--disable-extensions"):
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=opts)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
 KEY = "console-test-key-0123456789"
 SHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 
@@ -255,13 +229,11 @@ async def test_console_in_a_browser(stack, browser):
     wait.until(lambda b: "'settings.k' must be an integer" in text("#msg"))
     shot("jobs")
 
-    # The other pages load, each in under a second, and bad input is refused with a 4xx and a message.
+    # Every page draws (how fast, with a full window: make bench-console), and bad input is refused with a 4xx
+    # and a message.
     for page in ("models", "media", "jobs", "", "live", "review", "dead"):  # screenshots: var/screenshots/
         browser.get(f"{base}/{page}".rstrip("/"))
-        wait.until(lambda b: b.execute_script("return document.readyState") == "complete")
-        ms = browser.execute_script("const t = performance.getEntriesByType('navigation')[0];"
-                                    "return t.loadEventEnd - t.startTime;")
-        assert ms < 1000, (page, ms)
+        wait.until(lambda b: b.execute_script("return performance.getEntriesByName('console:rendered').length"))
         shot(f"page-{page or 'overview'}")
     async with aiohttp.ClientSession(cookies={"labelstream_console_key": KEY}) as http:
         for path, body, status, words in [

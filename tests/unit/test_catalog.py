@@ -17,10 +17,10 @@ def test_no_stray_topic_files():
     assert names == set(CATALOG)
 
 
-def test_training_is_compacted_and_others_delete():
+def test_training_and_workers_are_compacted_and_others_delete():
     docs = {p.stem: json.loads(p.read_text()) for p in TOPICS_DIR.glob("*.json")}
-    assert docs["training"]["cleanup_policy"] == "compact"
-    assert {d["cleanup_policy"] for n, d in docs.items() if n != "training"} == {"delete"}
+    assert docs["training"]["cleanup_policy"] == docs["workers"]["cleanup_policy"] == "compact"
+    assert {d["cleanup_policy"] for n, d in docs.items() if n not in ("training", "workers")} == {"delete"}
 
 
 def test_value_schemas_name_the_reference_fields():

@@ -79,19 +79,26 @@ async function overview() {
       card("Events in / s", h("div", { class: "big", id: "rate-in" }, fmt(o.now.in)), svg(o.charts.in), h("div", { class: "muted" }, "total ", h("span", { id: "total-in" }, fmt(o.totals.in)))),
       card("Events out / s", h("div", { class: "big", id: "rate-out" }, fmt(o.now.out)), svg(o.charts.out), h("div", { class: "muted" }, "total ", h("span", { id: "total-out" }, fmt(o.totals.out)))),
       card("Dead letters", Object.keys(o.dead_letters).length ? table(["reason", "count"], Object.entries(o.dead_letters).map(([r, n]) => h("tr", {}, h("td", {}, h("a", { href: `/console/dead?reason=${encodeURIComponent(r)}` }, r)), h("td", {}, fmt(n))))) : h("div", { class: "muted" }, "none")),
-      card("Agent restarts", h("div", { class: "big", id: "restarts" }, fmt(o.agent_restarts))),
+      card("Agent restarts", h("div", { class: "big", id: "restarts" }, fmt(o.agent_restarts)), h("div", { class: "muted" }, `all live workers (${o.workers.filter((w) => w.live).length})`)),
       card("Taxonomies", table(["name", "version"], Object.entries(o.taxonomies).map(([n, v]) => h("tr", {}, h("td", {}, n), h("td", {}, v))))),
       card("kNN indexes", table(["class.property", "size", "version"], Object.entries(o.indexes).map(([k, s]) => h("tr", {}, h("td", {}, k), h("td", {}, fmt(s.size)), h("td", {}, s.version))))),
     ),
     h("h2", {}, "Online accuracy (from the feedback topic)"),
     table(["classifier", "version", "action", "judged", "confirmed", "precision"], accRows, { id: "accuracy" }),
     confRows.length ? h("details", {}, h("summary", {}, "Confusion counts"), table(["classifier", "version", "decided", "right", "count"], confRows)) : "",
+    h("h2", {}, "Workers"),
+    table(["worker", "state", "agent restarts", "records in", "results", "dead letters"], o.workers.map((w) => h("tr", { dataset: { worker: w.worker }, class: w.live ? "" : "muted" },
+      h("td", {}, w.worker), h("td", { class: "state" }, w.live ? "live" : `silent ${Math.round(w.age_s)} s`),
+      h("td", { class: "restarts", title: Object.entries(w.restarts_by_agent).map(([a, n]) => `${a} ${n}`).join(", ") }, fmt(w.agent_restarts)),
+      h("td", {}, fmt(w.inputs)), h("td", {}, fmt(w.results)), h("td", {}, fmt(w.dead_letters)))), { id: "workers" }),
     h("h2", {}, "Consumer lag per partition"),
     table(["topic", "partition", "lag"], lagRows, { id: "lag" }),
   );
 }
 
 // -- Live results -----------------------------------------------------------------------------
+// performance marks read by bench/console_pages.py: the first result row on the live page, each page's first render
+const firstRow = () => { if (!performance.getEntriesByName("console:first-row").length) performance.mark("console:first-row"); };
 function resultRow(s) {
   return h("tr", { class: "click", dataset: { id: s.result_id }, onclick: () => showResult(s.result_id) },
     h("td", {}, s.item_id), h("td", {}, s.classifier), h("td", {}, s.method), h("td", { class: "labels" }, labels(s.labels)),
@@ -143,10 +150,12 @@ async function live() {
   const filters = new URLSearchParams([...q].filter(([k, v]) => ["classifier", "label", "action", "item"].includes(k) && v));
   const data = await api(`/console/api/results?${filters}`);
   tbody.replaceChildren(...data.results.map(resultRow));
+  if (data.results.length) firstRow();
   $("#count").textContent = `${data.window.toLocaleString("en")} results in the recent window; new ones appear live.`;
   const es = new EventSource(`/console/api/stream?${filters}`);
   es.onmessage = (ev) => {
     const s = JSON.parse(ev.data);
+    firstRow();
     const old = tbody.querySelector(`tr[data-id="${CSS.escape(s.result_id)}"]`);
     if (old) old.remove();
     tbody.prepend(resultRow(s));
@@ -155,14 +164,16 @@ async function live() {
 }
 
 // -- Review queue -----------------------------------------------------------------------------
-const review = { items: [], sel: 0, busy: new Set(), relabel: false };
+const review = { items: [], open: 0, sel: 0, busy: new Set(), relabel: false };  // open: all open items, items: the oldest page
 
 function renderQueue() {
   const list = $("#queue");
   if (!list) return;
   const items = review.items.filter((e) => !review.busy.has(e.id));
   review.sel = Math.min(review.sel, Math.max(0, items.length - 1));
-  $("#qcount").textContent = `${items.length} open`;
+  const open = Math.max(items.length, review.open - review.busy.size);
+  $("#qcount").textContent = `${open.toLocaleString("en")} open`;
+  $("#qshown").textContent = open > items.length ? ` · the oldest ${items.length} shown` : "";
   list.replaceChildren(...items.map((e, i) => h("div", { class: `item${i === review.sel ? " sel" : ""}`, dataset: { id: e.id }, onclick: () => { review.sel = i; renderQueue(); } },
     h("div", {}, tag(e.action), " ", h("b", {}, e.item_id), ` · ${e.class_name} ${fmt(e.score)} · ${e.taxonomy.name}@${e.taxonomy.version} · rule ${e.rule}`),
     h("div", { class: "muted" }, "scores: " + Object.entries(e.scores || {}).map(([c, s]) => `${c} ${fmt(s)}`).join(", ")),
@@ -191,6 +202,7 @@ async function decide(e, verdict, label) {
   try {
     await api("/console/api/verdict", { json: { hit_id: e.id, verdict, label } });
     review.items = review.items.filter((x) => x.id !== e.id);
+    review.open = Math.max(0, review.open - 1);
     msg(`${verdict} ${e.item_id}`, true);
   } catch (err) {
     // the message is on the page (api()); the item comes back
@@ -205,6 +217,7 @@ async function loadQueue() {
   const data = await api(`/console/api/review?actions=${actions}`);
   const current = review.items.filter((e) => !review.busy.has(e.id))[review.sel];
   review.items = data.queue;
+  review.open = data.open;
   if (current) {
     const i = review.items.filter((e) => !review.busy.has(e.id)).findIndex((e) => e.id === current.id);
     if (i >= 0) review.sel = i;
@@ -216,7 +229,7 @@ async function reviewPage() {
   main.replaceChildren(
     h("div", { class: "split" },
       h("div", {},
-        h("form", { class: "inline" }, h("label", {}, h("span", {}, h("input", { type: "checkbox", id: "withblock", onchange: loadQueue }), " include block")), h("span", { id: "qcount", class: "muted" })),
+        h("form", { class: "inline" }, h("label", {}, h("span", {}, h("input", { type: "checkbox", id: "withblock", onchange: loadQueue }), " include block")), h("span", { id: "qcount", class: "muted" }), h("span", { id: "qshown", class: "muted" })),
         h("p", { class: "keys" }, h("kbd", {}, "j"), "/", h("kbd", {}, "k"), " move · ", h("kbd", {}, "c"), " confirm · ", h("kbd", {}, "x"), " reject · ", h("kbd", {}, "r"), " relabel (type, Enter) · oldest first"),
         h("div", { id: "queue", class: "queue" })),
       h("div", {}, h("h3", {}, "Recent verdicts"), h("div", { id: "verdicts" }))));
@@ -349,5 +362,5 @@ async function jobs() {
 const PAGES = { overview, live, review: reviewPage, dead, models, media, jobs };
 const page = document.body.dataset.page;
 $("#who").textContent = cookie("labelstream_console_reviewer");
-(PAGES[page] || overview)().catch(() => {});
+(PAGES[page] || overview)().then(() => performance.mark("console:rendered")).catch(() => {});
 if (page === "overview") setInterval(() => overview().catch(() => {}), 1000);
