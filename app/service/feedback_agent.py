@@ -30,6 +30,7 @@ def register(rt: Runtime) -> None:
             for out in outcomes:
                 learned += [w for w in out.writes if w.table == TRAINING]
                 out.writes = [w for w in out.writes if w.table != TRAINING]
-            await rt.sink.emit(zip(records, outcomes))
-            for w in learned:  # awaited before the batch is acked: a crash redelivers and republishes
-                await rt.sink.publish(training_topic, w.key, w.value)  # a None value (tombstone) deletes
+            # Learned examples (a None value, a tombstone, deletes one) leave with the batch's outputs: flushed
+            # before its offsets are committed, and a refusal stops the worker (the sink's delivery rule)
+            # instead of crashing the agent into a loop over a record the broker will never take.
+            await rt.sink.emit(zip(records, outcomes), also=[(training_topic, w.key, w.value) for w in learned])

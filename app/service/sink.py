@@ -77,7 +77,8 @@ class Sink:
         self._drainer: asyncio.Future | None = None
         self._changelogs: dict[str, Any] = {}  # changelog topic -> its table (persisted offsets)
 
-    async def emit(self, batch: Iterable[tuple[Record, Outcome]]) -> None:
+    async def emit(self, batch: Iterable[tuple[Record, Outcome]],
+                   also: Iterable[tuple[str, bytes, bytes | None]] = ()) -> None:
         """Send every outcome's outputs, then apply its table writes, in input order (per partition:
         ``app/service/produce.py``), the table writes' changelog records with them."""
         producer = await self.app.maybe_start_producer()
@@ -94,6 +95,9 @@ class Sink:
                 for w in outcome.writes:
                     if self._apply(w):
                         await self._queue_changelog(out, w)
+            for topic, k, v in also:  # records for another topic (learned examples): same delivery rule
+                await out.prepare((topic,))
+                out.add(topic, k, v, headers)
             await out.send(self._submitted)
         for (metric, label), n in counts.items():
             metric.labels(label).inc(n)  # type: ignore[attr-defined]
