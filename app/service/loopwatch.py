@@ -35,7 +35,6 @@ class LoopWatch:
     def __init__(self, threshold: float = 1.0):
         self.threshold = threshold
         self._last: float | None = None
-        self._loop_thread: int | None = None
         self._reported = False
 
     def beat(self, now: float | None = None) -> None:
@@ -52,7 +51,6 @@ class LoopWatch:
 
     async def run(self) -> None:
         """The heartbeat (on the loop); starts the checking thread."""
-        self._loop_thread = threading.get_ident()
         threading.Thread(target=self._check, name="loopwatch", daemon=True).start()
         while True:
             self.beat()
