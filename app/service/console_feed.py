@@ -36,6 +36,7 @@ from app.console.window import Window
 from app.schemas.feedback import Feedback
 from app.schemas.workers import WorkerReport
 from app.service.admin import bootstrap
+from app.service.replica import IDLE_FETCH_WAIT_MS
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ class ConsoleFeed:
 
     def _consumer(self, boot: str) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(bootstrap_servers=boot, group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest", fetch_max_wait_ms=50,
+                                auto_offset_reset="earliest", fetch_max_wait_ms=IDLE_FETCH_WAIT_MS,
                                 max_partition_fetch_bytes=16 * 1024 * 1024)
 
     async def _tail_outputs(self, boot: str) -> None:

@@ -7,7 +7,14 @@ with no result leaving the worker -- a 20 s gap in the result stream although th
 busy classifying. The pacer keeps a moving average of the seconds per record and cuts each
 batch into chunks of about ``budget`` seconds, each emitted as soon as it is done; it also
 says over how many classify threads a chunk is worth splitting (a thread hop pays off from a
-few milliseconds of work, not from a record count).
+few milliseconds of work, not from a record count), and when a chunk is so small that it is
+cheaper to classify it on the event loop than to hand it to a thread at all.
+
+A hop is not free on this interpreter: the pool thread wakes, takes the GIL from the loop (which
+holds it up to the 5 ms switch interval), and wakes the loop back through its self-pipe. Under a
+steady load of a few hundred events per poll those hops and GIL hand-overs cost more than the
+step (``bench/RESULTS.md``, "Latency at half load"): a chunk expected to take under
+``INLINE_SECONDS`` is run inline, a bounded few milliseconds, so the loop is never held long.
 
     >>> p = Pacer(budget=0.05, per_record=0.0001)
     >>> [len(c) for c in p.chunks(list(range(1200)))]   # 0.1 ms a record: 500 per chunk
@@ -17,6 +24,8 @@ few milliseconds of work, not from a record count).
     True
     >>> p.shares(8, threads=2)                           # 8 x ~10 ms: worth both threads
     2
+    >>> p.inline(8), Pacer(per_record=0.0001).inline(8)  # 80 ms: a thread; 0.8 ms: on the loop
+    (False, True)
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from typing import TypeVar
 
 T = TypeVar("T")
 MIN_SHARE_SECONDS = 0.004  # below this a share is not worth a thread hop
+INLINE_SECONDS = 0.004  # a chunk expected to take less is classified on the event loop (no hop at all)
 
 
 class Pacer:
@@ -47,6 +57,10 @@ class Pacer:
             n = self.size()
             yield records[i:i + n]
             i += n
+
+    def inline(self, n: int) -> bool:
+        """Is a chunk of ``n`` records cheaper to classify where it is than in the pool?"""
+        return n * self.per_record < INLINE_SECONDS
 
     def shares(self, n: int, threads: int) -> int:
         return max(1, min(threads, n, int(n * self.per_record / MIN_SHARE_SECONDS)))

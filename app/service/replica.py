@@ -18,12 +18,17 @@ from typing import Any, Awaitable, Callable
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 log = logging.getLogger(__name__)
+#: How long the broker holds a fetch of a topic with nothing new. New records end the wait at
+#: once (fetch.min.bytes is 1), so this is not a delay for them; it is how often an idle tail asks
+#: again. At 20 ms, three replicas and the console feed made ~170 fetches/s: 16 % of an idle
+#: worker's CPU, on the event loop (bench/RESULTS.md, "Hot path").
+IDLE_FETCH_WAIT_MS = 500
 
 Apply = Callable[[str, bytes | None], None]
 
 
 class ChangelogReplica:
-    def __init__(self, bootstrap: str, topic: str, apply: Apply, *, fetch_wait_ms: int = 20,
+    def __init__(self, bootstrap: str, topic: str, apply: Apply, *, fetch_wait_ms: int = IDLE_FETCH_WAIT_MS,
                  upstream: Callable[[], Awaitable[None]] | None = None, settle: Callable[[], None] | None = None):
         self.bootstrap, self.topic, self.apply, self.settle = bootstrap, topic, apply, settle
         # Caught up means: with the changelog's end *after* ``upstream()`` returned (the training

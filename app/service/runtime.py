@@ -56,8 +56,11 @@ class Runtime:
                         records: Sequence[Record], pacer: Pacer | None = None) -> list[Outcome]:
         """A batch step over the pool, split into shares so every core works; outcomes in input order.
         Every share classifies with the one model snapshot taken here: one batch, one version.
-        ``pacer``: shares by the expected work (app/service/pacing.py), else by record count."""
+        ``pacer``: shares by the expected work (app/service/pacing.py), else by record count; a chunk
+        the pacer expects to take less than a thread hop is classified right here, on the loop."""
         snap = self.state.snapshot()
+        if pacer is not None and pacer.inline(len(records)):
+            return _encoded(step, self.state, records, snap)
         threads = self.settings.classify_threads
         n = pacer.shares(len(records), threads) if pacer else (min(threads, len(records) // MIN_SHARE) or 1)
         size = -(-len(records) // n) if records else 1
