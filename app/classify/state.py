@@ -190,9 +190,17 @@ class ModelState:
                     self._taxonomy_docs[key] = value
             self._publish()
 
+    def loading(self) -> None:
+        """A replica starts loading the training set: kNN index builds wait until :meth:`caught_up`
+        (a build of a half-loaded set is thrown away by the next one; nothing is classified before
+        catch-up anyway). A fresh worker loading 100k examples built ~10 such indexes."""
+        self.indexes.hold_builds()
+
     def caught_up(self) -> None:
         """The replica has read the whole training changelog: settle what bulk loading left behind
-        (the hash banks' overlay goes into their built index)."""
+        (the hash banks' overlay goes into their built index; the kNN builds held by :meth:`loading`
+        run: one build of the whole set)."""
+        self.indexes.release_builds()
         self.banks.compact()
 
     def _adopt(self, key: str, value: bytes) -> bool:

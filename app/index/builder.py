@@ -17,7 +17,10 @@ Threads: every :class:`Builder` (the debounce state of one index) registers with
 :class:`BuildScheduler`; one scheduler per worker runs the due builds of all its indexes
 on ONE thread, one build at a time (why: a worker holds many indexes; a thread per index
 forever costs memory and lets N builds fight the stream for 2 cores). The thread starts
-at the first change and stops on :meth:`BuildScheduler.close`.
+at the first change and stops on :meth:`BuildScheduler.close`. While :meth:`~BuildScheduler.hold`
+is in force no build starts (a worker holds its builds while its replica loads the training
+set: each build of a still-growing set is thrown away by the next, and every one of them
+takes a core from the load); :meth:`~BuildScheduler.release` lets the due ones run.
 
 The builder sees its index only through :class:`Buildable` (no import of the index
 module): what to build (:meth:`~Buildable.capture`), how (:meth:`~Buildable.make_forest`)
@@ -25,6 +28,8 @@ and where it goes (:meth:`~Buildable.install`).
 
 >>> s = BuildScheduler("doc-build"); s.thread is None
 True
+>>> s.hold(); s.held, s.release(), s.held
+(True, None, False)
 >>> s.close()
 """
 from __future__ import annotations
@@ -124,7 +129,20 @@ class BuildScheduler:
         self._builders: list[Builder] = []
         self._woken = False
         self._closed = False
+        self.held = False
         self.thread: threading.Thread | None = None
+
+    def hold(self) -> None:
+        """No build starts until :meth:`release` (one already running finishes)."""
+        with self._cond:
+            self.held = True
+
+    def release(self) -> None:
+        """Builds run again: whatever came due meanwhile is planned at once."""
+        with self._cond:
+            self.held = False
+            self._woken = True
+            self._cond.notify()
 
     def register(self, builder: Builder) -> None:
         with self._cond:
@@ -151,6 +169,8 @@ class BuildScheduler:
     def _run(self) -> None:
         while True:
             with self._cond:
+                while self.held and not self._closed:
+                    self._cond.wait()
                 if self._closed:
                     return
                 self._woken = False

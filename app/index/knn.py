@@ -73,5 +73,11 @@ class KnnIndexes:
     def wait_idle(self, timeout: float = 30.0) -> bool:
         return self.manager.wait_idle(timeout)
 
+    def hold_builds(self) -> None:
+        self.manager.scheduler.hold()
+
+    def release_builds(self) -> None:
+        self.manager.scheduler.release()
+
     def close(self, timeout: float = 30.0) -> None:
         self.manager.close(timeout)

@@ -40,6 +40,7 @@ def build(settings: Settings) -> Runtime:
     topics = make_topics(app, settings)
     tables = Tables(app, settings)
     state = ModelState(settings)
+    state.loading()  # index builds wait for the replica's catch-up (settle=state.caught_up)
     boot = bootstrap(settings.broker)
     replica = ChangelogReplica(boot, tables.changelog(TRAINING), state.apply,  # ready = the topic's backlog applied
                                upstream=lambda: group_consumed(boot, settings.app_id, settings.topic("training")),

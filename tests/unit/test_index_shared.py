@@ -175,3 +175,20 @@ def test_a_failed_manager_upsert_changes_nothing(tmp_path, monkeypatch):
     assert m.dim("Photo") is None and m.holding("p1") == set()
     assert m.keys() == [("Article", "topic")]
     m.close()
+
+
+def test_held_builds_wait_for_release_then_build_the_whole_set_once(tmp_path):
+    held, control = IndexManager(tmp_path / "held", FAST), IndexManager(tmp_path / "control", FAST)
+    held.scheduler.hold()  # what a worker does while its replica loads the training set
+    x = points(200)
+    for lo in range(0, 200, 50):  # a set loaded in four bursts, each one above the exact threshold
+        fill(held, "C", ["a"], x[:lo + 50])
+        fill(control, "C", ["a"], x[:lo + 50])
+        assert until(lambda: control.get("C", "a").version >= 1)
+    assert control.wait_idle(60) and control.get("C", "a").version >= 1
+    assert held.get("C", "a").version == 0  # the control built meanwhile; the held one did not
+    held.scheduler.release()
+    assert until(lambda: held.get("C", "a").version >= 1) and held.wait_idle(60)
+    assert held.get("C", "a").version == 1  # one build, of the whole set
+    assert held.get("C", "a").search(x[:3], 1).ids == [["C-0"], ["C-1"], ["C-2"]]
+    held.close(), control.close()
