@@ -8,7 +8,7 @@ is rising, a classifier slows down or something crashed.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 INPUTS = Counter("labelstream_inputs_total", "records consumed from input topics", ["topic"])
 RESULTS = Counter("labelstream_results_total", "results published", ["method"])
@@ -17,6 +17,8 @@ HITS = Counter("labelstream_moderation_hits_total", "moderation policy hits publ
 SEND_ERRORS = Counter("labelstream_send_errors_total", "outputs the producer failed to deliver (after its retries)")
 AGENT_RESTARTS = Counter("labelstream_agent_restarts_total", "agent crashes (Faust restarts the agent)", ["agent"])
 EXPIRED = Counter("labelstream_expired_total", "table entries removed by the sweeper (TTL, retention)", ["table"])
+GC_FROZEN = Gauge("labelstream_gc_frozen_objects", "objects moved out of the cyclic GC's reach once the training "
+                  "replica caught up (app/service/worker.py)")
 BATCH_SECONDS = Histogram("labelstream_batch_seconds", "time to classify one batch", ["agent"],
                           buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5))
 

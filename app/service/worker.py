@@ -8,6 +8,7 @@ calling the pure ``app/core/`` and ``app/index/``; where it leaves: ``app/servic
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +18,7 @@ from app.service import (console_views, feedback_agent, jobs, sweeper, web, web_
                          web_yandex, worker_report)
 from app.service.admin import bootstrap, group_consumed
 from app.service.loopwatch import LoopWatch
+from app.service.metrics import GC_FROZEN
 from app.service.agents import media, objects, training
 from app.service.faust_app import MAX_MESSAGE_BYTES, make_app, make_topics
 from app.service.httpguard import check_web
@@ -65,6 +67,17 @@ def build(settings: Settings) -> Runtime:
     @app.task
     async def loop_watch() -> None:
         await watch.run()
+
+    @app.task
+    async def freeze_loaded_state() -> None:
+        # Everything alive once the replica has caught up (modules, the model state, indexes'
+        # bookkeeping) lives as long as the worker; the cyclic GC's full collections walked all
+        # of it again and again: ~75 ms of CPU with the GIL held, about every 2 s under load
+        # (a stop for every stream and a p99 spike). Frozen, they walk only what came after.
+        await replica.caught_up.wait()
+        gc.collect()
+        gc.freeze()
+        GC_FROZEN.set(gc.get_freeze_count())
 
     @app.task
     async def training_replica() -> None:

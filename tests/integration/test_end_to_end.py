@@ -33,3 +33,6 @@ async def test_objects_in_results_out(stack):
         text = resp.read().decode()
     assert 'labelstream_results_total{method="knn"} 30.0' in text
     assert 'labelstream_inputs_total{topic="objects"} 30.0' in text
+    # What was alive at catch-up is out of the cyclic GC's full collections (they took ~75 ms each).
+    frozen = next(float(ln.split()[-1]) for ln in text.splitlines() if ln.startswith("labelstream_gc_frozen_objects "))
+    assert frozen > 10_000
