@@ -29,6 +29,7 @@ import asyncio
 import logging
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -251,8 +252,20 @@ async def load_training(w: Workload, env: dict, settings: Settings, workdir: Pat
     warm = WorkerProcess({**env, "LABELSTREAM_DATA_DIR": str(workdir)}, workdir / "training.log").start()
     try:
         await asyncio.to_thread(warm.wait_ready, timeout, len(w.training))
+        if "train" in w.extra:  # knn-large: its index snapshot, so the measured worker serves from Annoy
+            await built(workdir / "training.log", len(w.extra["train"]), timeout)  # at once (not exact while it builds)
     finally:
         warm.stop()
+
+
+async def built(log: Path, examples: int, timeout: float) -> None:
+    """Wait until a worker's log says it built an index over all ``examples`` (and saved its snapshot)."""
+    line = re.compile(rf"built v\d+ over {examples} examples")
+    deadline = time.monotonic() + timeout
+    while not line.search(log.read_text(errors="replace")):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no index over {examples:,} examples in {timeout:.0f} s ({log})")
+        await asyncio.sleep(0.5)
 
 
 async def run_one(broker: str, w: Workload, kind: str, n: int, latency_seconds: float, timeout: float,
