@@ -131,6 +131,8 @@ class LiveIndex:
         self._version = 0
         self._generation = 0
         self._mask_cache: tuple[Predicate, int, np.ndarray] | None = None
+        # (generation, built, filter, usable items, their count, overlay rows): what _approx derives per generation
+        self._approx_prep: tuple[int, Any, Predicate | None, np.ndarray, int, np.ndarray] | None = None
         # Queries served per path, for metrics; plain ints (may undercount under threads).
         self.counters = {"exact": 0, "annoy": 0, "fallback": 0}
         self._views: dict[str, MetricView] = {}
@@ -307,7 +309,7 @@ class LiveIndex:
                 rows, dists = self._exact(q, v, mask, k, metric)
                 self.counters["exact"] += q.shape[0]
             else:
-                rows, dists = self._approx(q, v, mask, k, b)
+                rows, dists = self._approx(q, v, mask, k, b, where_fn)
         return Neighbours([[v.ids[r] for r in rr.tolist()] for rr in rows],
                           [[v.labels[r] for r in rr.tolist()] for rr in rows],
                           dists, v.version)
@@ -323,11 +325,18 @@ class LiveIndex:
         return list(rows), list(dist)
 
     def _approx(self, q: np.ndarray, v: _View, mask: np.ndarray, k: int,
-                b: _Built) -> tuple[list[np.ndarray], list[np.ndarray]]:
+                b: _Built, where_fn: Predicate | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
         item_rows = b.item_rows
-        usable = item_rows >= 0
-        usable[usable] = mask[item_rows[usable]]  # not replaced, not deleted, passes filter
-        n_items, n_usable = item_rows.size, int(usable.sum())
+        prep = self._approx_prep
+        if prep is not None and prep[0] == v.generation and prep[1] is b and prep[2] is where_fn:
+            usable, n_usable, overlay = prep[3], prep[4], prep[5]
+        else:  # O(examples): once per index generation and filter, not per batch (a batch may be one event)
+            usable = item_rows >= 0
+            usable[usable] = mask[item_rows[usable]]  # not replaced, not deleted, passes filter
+            n_usable = int(usable.sum())
+            overlay = np.flatnonzero(mask[b.base_end:]) + b.base_end
+            self._approx_prep = (v.generation, b, where_fn, usable, n_usable, overlay)  # read-only from here on
+        n_items = item_rows.size
         if n_usable <= self.exact_threshold:  # snapshot mostly stale/filtered: not worth it
             self.counters["exact"] += q.shape[0]
             return self._exact(q, v, mask, k, self.metric)
@@ -335,7 +344,6 @@ class LiveIndex:
         # Over-fetch by the inverse share of usable items so ~fetch_factor*k survive.
         fetch = min(n_items, math.ceil(k * self.fetch_factor * n_items / max(n_usable, 1)))
         search_k = -1 if self.search_k is None else self.search_k
-        overlay = np.flatnonzero(mask[b.base_end:]) + b.base_end
         if overlay.size:
             o_idx, o_dist = exact_search(q, v.vecs[overlay], k, self.metric,
                                          base_norms=v.norms[overlay], out_dtype=np.float64)

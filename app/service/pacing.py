@@ -14,7 +14,9 @@ A hop is not free on this interpreter: the pool thread wakes, takes the GIL from
 holds it up to the 5 ms switch interval), and wakes the loop back through its self-pipe. Under a
 steady load of a few hundred events per poll those hops and GIL hand-overs cost more than the
 step (``bench/RESULTS.md``, "Latency at half load"): a chunk expected to take under
-``INLINE_SECONDS`` is run inline, a bounded few milliseconds, so the loop is never held long.
+``INLINE_SECONDS`` is run inline, a bounded few milliseconds, so the loop is never held long --
+if its records are cheap ones: an expensive record (a kNN query over 100k examples, which releases
+the GIL) goes to the pool even alone, where two such run at once.
 
     >>> p = Pacer(budget=0.05, per_record=0.0001)
     >>> [len(c) for c in p.chunks(list(range(1200)))]   # 0.1 ms a record: 500 per chunk
@@ -26,6 +28,8 @@ step (``bench/RESULTS.md``, "Latency at half load"): a chunk expected to take un
     2
     >>> p.inline(8), Pacer(per_record=0.0001).inline(8)  # 80 ms: a thread; 0.8 ms: on the loop
     (False, True)
+    >>> Pacer(per_record=0.003).inline(1)                # one 3 ms record: a thread (it releases the GIL)
+    False
 """
 
 from __future__ import annotations
@@ -35,7 +39,9 @@ from typing import TypeVar
 
 T = TypeVar("T")
 MIN_SHARE_SECONDS = 0.004  # below this a share is not worth a thread hop
-INLINE_SECONDS = 0.004  # a chunk expected to take less is classified on the event loop (no hop at all)
+INLINE_SECONDS = 0.004  # a chunk expected to take less is classified on the event loop (no hop at all)...
+INLINE_RECORD_SECONDS = 0.0005  # ...if its records are cheap: a 3 ms kNN query over 100k examples releases the
+# GIL in Annoy, so it goes to the pool, where two of them run at once (inline, they were serialized on the loop)
 
 
 class Pacer:
@@ -60,7 +66,7 @@ class Pacer:
 
     def inline(self, n: int) -> bool:
         """Is a chunk of ``n`` records cheaper to classify where it is than in the pool?"""
-        return n * self.per_record < INLINE_SECONDS
+        return self.per_record < INLINE_RECORD_SECONDS and n * self.per_record < INLINE_SECONDS
 
     def shares(self, n: int, threads: int) -> int:
         return max(1, min(threads, n, int(n * self.per_record / MIN_SHARE_SECONDS)))
