@@ -6,7 +6,7 @@ different maxima are measured at different rates. This paces every service at th
 result read here, the worst 0.5-s window's p50, and the worker's CPU seconds over the paced phase;
 before that, the worker's CPU over ``IDLE`` seconds with no input (share of one core).
 
-    .venv/bin/python bench/latency.py --workload knn-small --rates 1000 1800
+    .venv/bin/python bench/latency.py --workloads knn-small zeroshot --rates 1000 1800
     .venv/bin/python bench/latency.py --before DIR ...   # DIR: `git archive` of another commit
 
 Needs a broker: ``LABELSTREAM_BROKER``, else the local one (started and stopped). Prints a
@@ -82,7 +82,7 @@ async def one(broker: str, kind: str, workload: str, rate: float, seconds: float
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workload", default="knn-small", choices=["knn-small", "zeroshot"])
+    ap.add_argument("--workloads", nargs="+", default=["knn-small"], choices=["knn-small", "zeroshot"])
     ap.add_argument("--rates", nargs="+", type=float, default=[1000.0])
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--timeout", type=float, default=300.0)
@@ -97,10 +97,11 @@ def main() -> int:
     load = os.getloadavg()
     rows = []
     with localkafka.configured_or_local(os.environ.get("LABELSTREAM_BROKER")) as broker:
-        for rate in a.rates:
-            for kind in kinds:
-                rows.append(asyncio.run(one(broker, kind, a.workload, rate, a.seconds, a.timeout)))
-                print("| " + " | ".join(rows[-1]) + " |", flush=True)
+        for workload in a.workloads:
+            for rate in a.rates:
+                for kind in kinds:
+                    rows.append(asyncio.run(one(broker, kind, workload, rate, a.seconds, a.timeout)))
+                    print("| " + " | ".join(rows[-1]) + " |", flush=True)
     body = "\n".join([
         "| workload | service | paced /s | events | p50 ms | p95 ms | p99 ms | worst 0.5-s p50 ms | worker CPU ms / event | idle worker CPU | missing |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
