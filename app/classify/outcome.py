@@ -54,7 +54,7 @@ class TableWrite:
     The value is kept as an exact-size copy: a table value lives as long as its key (in a memory
     store, for good), and ``orjson.dumps`` (3.12+) hands back its working buffer, over-allocated
     ~8-15x and never shrunk -- a 2.2 kB stored object held 32 kB, so 10,000 stored objects took
-    150 MB instead of 22 MB (``bench/RESULTS.md``, "Hot path"; home-assistant/core#181513 measured the same).
+    150 MB instead of 22 MB (``bench/RESULTS.md``, "Latency, GC and memory"; home-assistant/core#181513 measured the same).
 
     >>> import orjson, tracemalloc
     >>> tracemalloc.start(); w = TableWrite("t", b"k", orjson.dumps({"v": "x" * 2000}))

@@ -13,7 +13,7 @@ cheaper to classify it on the event loop than to hand it to a thread at all.
 A hop is not free on this interpreter: the pool thread wakes, takes the GIL from the loop (which
 holds it up to the 5 ms switch interval), and wakes the loop back through its self-pipe. Under a
 steady load of a few hundred events per poll those hops and GIL hand-overs cost more than the
-step (``bench/RESULTS.md``, "Latency at half load"): a chunk expected to take under
+step (``bench/RESULTS.md``, "Latency, GC and memory"): a chunk expected to take under
 ``INLINE_SECONDS`` is run inline, a bounded few milliseconds, so the loop is never held long --
 if its records are cheap ones: an expensive record (a kNN query over 100k examples, which releases
 the GIL) goes to the pool even alone, where two such run at once.

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 #: How long the broker holds a fetch of a topic with nothing new. New records end the wait at
 #: once (fetch.min.bytes is 1), so this is not a delay for them; it is how often an idle tail asks
 #: again. At 20 ms, three replicas and the console feed made ~170 fetches/s: 16 % of an idle
-#: worker's CPU, on the event loop (bench/RESULTS.md, "Hot path").
+#: worker's CPU, on the event loop (bench/RESULTS.md, "Latency, GC and memory").
 IDLE_FETCH_WAIT_MS = 500
 
 Apply = Callable[[str, bytes | None], None]
