@@ -65,6 +65,8 @@ MAX_BYTES = 16 * 1024 * 1024
 LABELSTREAM = {"labelstream": {}, "labelstream-agents": {"LABELSTREAM_LEAN": "0"}}
 #: events per workload at --scale 1, chosen so one run takes a few minutes on 2 cores
 EVENTS = {"knn-small": 20_000, "zeroshot": 10_000, "media": 600, "knn-large": 10_000}
+#: A worker's log line for a kNN index over a whole set: built (group 1: its examples) or a snapshot adopted.
+INDEX_LINE = re.compile(r"built v\d+ over (\d+) examples|reused saved snapshot")
 
 
 @dataclass
@@ -260,9 +262,8 @@ async def load_training(w: Workload, env: dict, settings: Settings, workdir: Pat
 
 async def built(log: Path, examples: int, timeout: float) -> None:
     """Wait until a worker's log says it built an index over all ``examples`` (and saved its snapshot)."""
-    line = re.compile(rf"built v\d+ over {examples} examples")
     deadline = time.monotonic() + timeout
-    while not line.search(log.read_text(errors="replace")):
+    while not any(m.group(1) == str(examples) for m in INDEX_LINE.finditer(log.read_text(errors="replace"))):
         if time.monotonic() > deadline:
             raise RuntimeError(f"no index over {examples:,} examples in {timeout:.0f} s ({log})")
         await asyncio.sleep(0.5)

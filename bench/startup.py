@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import logging
 import os
-import re
 import sys
 import tempfile
 import time
@@ -41,11 +40,10 @@ import measure  # noqa: E402
 from app.devtools import localkafka  # noqa: E402
 from app.devtools.process import WorkerProcess  # noqa: E402
 from app.service.admin import ensure_topics  # noqa: E402
-from e2e import PARTITIONS, fresh  # noqa: E402
+from e2e import INDEX_LINE, PARTITIONS, fresh  # noqa: E402
 from workloads import knn_large  # noqa: E402
 
 SECTION = "## Worker start-up with stored objects"
-INDEX_LINE = re.compile(r"built v\d+ over (\d+) examples|reused saved snapshot")
 
 
 def start_and_time(env: dict, datadir: Path, log: Path, training: int, objects: int, examples: int,

@@ -46,7 +46,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from annoy import AnnoyIndex
@@ -109,6 +109,17 @@ class _View:
     live: int
 
 
+class _ApproxPrep(NamedTuple):
+    """What the Annoy path derives from one index generation and filter (kept: a batch may be one event)."""
+
+    generation: int
+    built: _Built
+    where_fn: Predicate | None
+    usable: np.ndarray  # per Annoy item: its row is live and passes the filter
+    n_usable: int
+    overlay: np.ndarray  # rows written since the build, live and passing: searched exactly
+
+
 class LiveIndex:
     """See the module docstring. Thread-safe: search from pools, upsert from the loop."""
 
@@ -131,8 +142,7 @@ class LiveIndex:
         self._version = 0
         self._generation = 0
         self._mask_cache: tuple[Predicate, int, np.ndarray] | None = None
-        # (generation, built, filter, usable items, their count, overlay rows): what _approx derives per generation
-        self._approx_prep: tuple[int, Any, Predicate | None, np.ndarray, int, np.ndarray] | None = None
+        self._approx_prep: _ApproxPrep | None = None
         # Queries served per path, for metrics; plain ints (may undercount under threads).
         self.counters = {"exact": 0, "annoy": 0, "fallback": 0}
         self._views: dict[str, MetricView] = {}
@@ -328,14 +338,14 @@ class LiveIndex:
                 b: _Built, where_fn: Predicate | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
         item_rows = b.item_rows
         prep = self._approx_prep
-        if prep is not None and prep[0] == v.generation and prep[1] is b and prep[2] is where_fn:
-            usable, n_usable, overlay = prep[3], prep[4], prep[5]
-        else:  # O(examples): once per index generation and filter, not per batch (a batch may be one event)
+        if prep is None or prep.generation != v.generation or prep.built is not b or prep.where_fn is not where_fn:
+            # O(examples): once per index generation and filter, not per batch (a batch may be one event)
             usable = item_rows >= 0
             usable[usable] = mask[item_rows[usable]]  # not replaced, not deleted, passes filter
-            n_usable = int(usable.sum())
-            overlay = np.flatnonzero(mask[b.base_end:]) + b.base_end
-            self._approx_prep = (v.generation, b, where_fn, usable, n_usable, overlay)  # read-only from here on
+            prep = _ApproxPrep(v.generation, b, where_fn, usable, int(usable.sum()),
+                               np.flatnonzero(mask[b.base_end:]) + b.base_end)
+            self._approx_prep = prep  # read-only from here on
+        usable, n_usable, overlay = prep.usable, prep.n_usable, prep.overlay
         n_items = item_rows.size
         if n_usable <= self.exact_threshold:  # snapshot mostly stale/filtered: not worth it
             self.counters["exact"] += q.shape[0]

@@ -39,7 +39,7 @@ from typing import TypeVar
 
 T = TypeVar("T")
 MIN_SHARE_SECONDS = 0.004  # below this a share is not worth a thread hop
-INLINE_SECONDS = 0.004  # a chunk expected to take less is classified on the event loop (no hop at all)...
+INLINE_SECONDS = MIN_SHARE_SECONDS  # a chunk not worth one share is classified on the event loop (no hop)...
 INLINE_RECORD_SECONDS = 0.0005  # ...if its records are cheap: a 3 ms kNN query over 100k examples releases the
 # GIL in Annoy, so it goes to the pool, where two of them run at once (inline, they were serialized on the loop)
 
