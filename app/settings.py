@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     batch_size: int = Field(1024, ge=1)  # 256 -> 1024: ~13 % more events/s under load (bench/throughput.py)
     batch_within: float = Field(0.05, gt=0)
     classify_threads: int = Field(2, ge=1)
+    fetch_batch_wait_ms: int = Field(10, ge=0, le=1000, description="while records flow, the broker holds a fetch "
+                                     "this long for fuller batches (app/service/fetchpace.py); 0: Faust's fixed settings")
 
     # limits on input (violations are dead-lettered with a reason)
     max_payload_bytes: int = 8 * 1024 * 1024

@@ -29,6 +29,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 import e2e  # noqa: E402  (bench/e2e.py)
 import measure  # noqa: E402
 import results  # noqa: E402
+import throughput  # noqa: E402  (its py-spy profiler)
 from app.devtools import localkafka  # noqa: E402
 from workloads import WORKLOADS  # noqa: E402
 
@@ -37,7 +38,8 @@ IDLE = 10.0  # s of no input after the warm-up: the idle worker's own CPU
 WARM = 200  # events sent at 200/s before the measured phase (first-batch costs out of the figures)
 
 
-async def one(broker: str, kind: str, workload: str, rate: float, seconds: float, timeout: float) -> list[str]:
+async def one(broker: str, kind: str, workload: str, rate: float, seconds: float, timeout: float,
+              profile: str | None = None) -> list[str]:
     w = WORKLOADS[workload]()
     settings, env = e2e.fresh(broker, f"lat-{workload}-{kind}")
     await e2e.ensure_topics(settings)
@@ -58,11 +60,15 @@ async def one(broker: str, kind: str, workload: str, rate: float, seconds: float
             await asyncio.sleep(IDLE)  # nothing to do: what the worker costs anyway
             cpu0 = measure.cpu_seconds(reader.pid)
             idle = (cpu0 - idle0) / IDLE
+            spy_start, spy_stop = throughput.profiler(reader.pid, f"{profile}-{workload}-{kind}-{rate:.0f}.txt") \
+                if profile else (lambda: None, lambda: None)
+            spy_start()
             sent = await e2e.paced(settings, w.topic, w.events(int(rate * seconds), "lat"), rate)
             deadline = time.monotonic() + max(30.0, 4 * seconds)
             while len(reader.arrived) < len(sent) and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
             cpu = measure.cpu_seconds(reader.pid) - cpu0
+            spy_stop()
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
@@ -88,6 +94,8 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument("--before", metavar="DIR", help="a source tree of another commit: its worker runs first, as labelstream-before")
     ap.add_argument("--write", action="store_true")
+    ap.add_argument("--profile", metavar="PREFIX", help="py-spy each worker over its paced phase: "
+                    "PREFIX-<workload>-<service>-<rate>.txt (bench/profile.py reads them)")
     a = ap.parse_args()
     kinds = ["labelstream"]
     if a.before:
@@ -100,7 +108,7 @@ def main() -> int:
         for workload in a.workloads:
             for rate in a.rates:
                 for kind in kinds:
-                    rows.append(asyncio.run(one(broker, kind, workload, rate, a.seconds, a.timeout)))
+                    rows.append(asyncio.run(one(broker, kind, workload, rate, a.seconds, a.timeout, a.profile)))
                     print("| " + " | ".join(rows[-1]) + " |", flush=True)
     body = "\n".join([
         "| workload | service | paced /s | events | p50 ms | p95 ms | p99 ms | worst 0.5-s p50 ms | worker CPU ms / event | idle worker CPU | missing |",

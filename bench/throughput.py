@@ -107,12 +107,13 @@ def cpu_seconds(pid: int) -> float:
 
 def profiler(pid: int, out: str) -> tuple[Callable[[], None], Callable[[], None]]:
     """py-spy (the ``dev`` extra) on the worker from the first result to the N-th: (start, stop).
-    Collapsed stacks (``--format raw``), one line per stack, so they can be summed by frame."""
+    Collapsed stacks (``--format raw``), one line per stack, so they can be summed by frame.
+    ``PYSPY_EXTRA="--gil"`` samples only the thread holding the GIL (CPU, not waits for it)."""
     proc: list[subprocess.Popen] = []
 
     def start() -> None:
         proc.append(subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(pid), "-o", out,
-                                      "--format", "raw", "--rate", "200", "--threads", "--nonblocking"],
+                                      "--format", "raw", "--rate", "200", "--threads", "--nonblocking", *os.environ.get("PYSPY_EXTRA", "").split()],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
     def stop() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import faust
 from mode.types.signals import BaseSignalT
 
-from app.service import faustfix
+from app.service import faustfix, fetchpace
 from app.service.httpguard import web_options
 from app.service.store import table_store
 from app.settings import Settings
@@ -56,6 +56,7 @@ def make_app(settings: Settings) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
     )
+    fetchpace.apply(app, settings.fetch_batch_wait_ms)  # fuller fetches under load, Faust's long poll when idle
     app.on_after_configured.connect(_quiet)
     return app
 

@@ -19,6 +19,9 @@ AGENT_RESTARTS = Counter("labelstream_agent_restarts_total", "agent crashes (Fau
 EXPIRED = Counter("labelstream_expired_total", "table entries removed by the sweeper (TTL, retention)", ["table"])
 GC_FROZEN = Gauge("labelstream_gc_frozen_objects", "objects moved out of the cyclic GC's reach once the training "
                   "replica caught up (app/service/worker.py)")
+FETCH_FLOWING = Gauge("labelstream_fetch_flowing", "1 while the worker's consumer batches its fetches (records "
+                      "flowing), 0 while it long-polls (app/service/fetchpace.py)")
+FETCH_SWITCHES = Counter("labelstream_fetch_pace_switches_total", "switches of the consumer's fetch pacing", ["to"])
 BATCH_SECONDS = Histogram("labelstream_batch_seconds", "time to classify one batch", ["agent"],
                           buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5))
 

@@ -1,5 +1,9 @@
 """Objects published to Kafka come back as one classified result each, through a real worker."""
 
+import asyncio
+import time
+import urllib.request
+
 from app.devtools import samples
 
 
@@ -27,12 +31,27 @@ async def test_objects_in_results_out(stack):
     assert not await stack.collect("deadletter", 1, timeout=1)
 
     # The worker's Prometheus metrics count what the inputs became.
-    import urllib.request
-
-    with urllib.request.urlopen(f"http://127.0.0.1:{w.web_port}/metrics", timeout=5) as resp:
-        text = resp.read().decode()
+    text = scrape(w.web_port)
     assert 'labelstream_results_total{method="knn"} 30.0' in text
     assert 'labelstream_inputs_total{topic="objects"} 30.0' in text
     # What was alive at catch-up is out of the cyclic GC's full collections (they took ~75 ms each).
-    frozen = next(float(ln.split()[-1]) for ln in text.splitlines() if ln.startswith("labelstream_gc_frozen_objects "))
-    assert frozen > 10_000
+    assert metric(text, "labelstream_gc_frozen_objects") > 10_000
+
+    # The consumer batched its fetches while records flowed (app/service/fetchpace.py) and went back
+    # to Faust's long poll once they stopped: an idle worker does not poll the broker every 10 ms.
+    assert metric(text, 'labelstream_fetch_pace_switches_total{to="flowing"}') >= 1
+    deadline = time.monotonic() + 30
+    while metric(text, "labelstream_fetch_flowing") != 0 and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        text = scrape(w.web_port)
+    assert metric(text, "labelstream_fetch_flowing") == 0
+    assert metric(text, 'labelstream_fetch_pace_switches_total{to="idle"}') >= 1
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        return resp.read().decode()
+
+
+def metric(text: str, name: str) -> float:
+    return next(float(ln.split()[-1]) for ln in text.splitlines() if ln.startswith(name + " "))
