@@ -134,6 +134,8 @@ class Settings(BaseSettings):
     knn_exact_threshold: int = 2_000
     annoy_n_trees: int | None = None
     annoy_search_k: int | None = None
+    index_build_process: bool = Field(True, description="build Annoy forests in a niced child process (off the "
+                                      "worker's GIL and CPU priority; app/index/forest_proc.py), not on a thread")
 
     # vectorizer for text without vectors (zero-shot prompts, text events)
     vectorizer: Literal["none", "hashing", "minilm"] = "hashing"

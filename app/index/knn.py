@@ -10,7 +10,7 @@ builds on the one thread of the manager's :class:`~app.index.builder.BuildSchedu
 >>> from types import SimpleNamespace
 >>> from app.index.manager import Example
 >>> s = SimpleNamespace(data_dir=tempfile.mkdtemp(), knn_exact_threshold=2000,
-...                     annoy_n_trees=None, annoy_search_k=None)
+...                     annoy_n_trees=None, annoy_search_k=None, index_build_process=True)
 >>> ix = KnnIndexes(s)
 >>> ix.upsert(Example("e1", "Doc", [3.0, 4.0], {}, {"topic": "a"}))
 >>> ix.get("Doc", "topic", "euclidean").search([[0.0, 0.0]], 1).distances[0].tolist()
@@ -46,7 +46,8 @@ class KnnIndexes:
         knobs: dict[str, Any] = {k: v for k, v in (("n_trees", settings.annoy_n_trees),
                                                   ("search_k", settings.annoy_search_k)) if v}
         self.manager = IndexManager(root, IndexSettings(
-            metric=ANNOY_METRIC, exact_threshold=settings.knn_exact_threshold, **knobs))
+            metric=ANNOY_METRIC, exact_threshold=settings.knn_exact_threshold,
+            build_process=settings.index_build_process, **knobs))
 
     def get(self, class_name: str, prop: str,
             metric: str = ANNOY_METRIC) -> LiveIndex | MetricView | None:

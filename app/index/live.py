@@ -53,7 +53,7 @@ from annoy import AnnoyIndex
 
 from app.core.filters import Predicate
 from app.core.knn import Metric, Neighbours, check_metric, exact_search, pair_distances
-from app.index import files
+from app.index import files, forest_proc
 from app.index.builder import Builder, BuildScheduler, Capture
 from app.index.store import DimensionError, VectorStore
 
@@ -79,6 +79,7 @@ class IndexSettings:
     rebuild_after_changes: int = 1000
     rebuild_quiet_seconds: float = 2.0
     build_jobs: int = 1  # Annoy build threads; 1 leaves the other cores to the stream
+    build_process: bool = True  # a forest built on disk is built by a niced child process (forest_proc.py)
     auto_build: bool = True
     compact_min_dead: int = 1024
 
@@ -127,13 +128,13 @@ class LiveIndex:
                  n_trees: int = 32, search_k: int | None = 10_000,
                  data_dir: Path | str | None = None, name: str = "index", *,
                  fetch_factor: int = 10, rebuild_after_changes: int = 1000,
-                 rebuild_quiet_seconds: float = 2.0, build_jobs: int = 1,
+                 rebuild_quiet_seconds: float = 2.0, build_jobs: int = 1, build_process: bool = True,
                  auto_build: bool = True, compact_min_dead: int = 1024,
                  scheduler: BuildScheduler | None = None) -> None:
         check_metric(metric)
         self.dim, self.metric, self.name = int(dim), metric, name
         self.exact_threshold, self.n_trees, self.search_k = exact_threshold, n_trees, search_k
-        self.fetch_factor, self.build_jobs = max(1, fetch_factor), build_jobs
+        self.fetch_factor, self.build_jobs, self.build_process = max(1, fetch_factor), build_jobs, build_process
         self.compact_min_dead = compact_min_dead
         self.data_dir = Path(data_dir) if data_dir is not None else None
         self._store = VectorStore(self.dim)
@@ -249,6 +250,10 @@ class LiveIndex:
     def _make_forest(self, rows: np.ndarray, vecs: np.ndarray,
                      target: Path | None = None) -> AnnoyIndex:
         # Raw rows also for cosine: Annoy's angular metric normalises by itself.
+        if target is not None and self.build_process:  # off this process's GIL and CPU priority
+            forest_proc.build_file(vecs, rows, files.annoy_metric(self.metric), self.n_trees, target,
+                                   jobs=self.build_jobs)
+            return files.load_annoy(target, self.dim, self.metric)
         forest = AnnoyIndex(self.dim, files.annoy_metric(self.metric))
         if target is not None:  # the file is written by build(), without the GIL (files.py)
             forest.on_disk_build(str(target))

@@ -5,7 +5,8 @@ writes the whole file, which stopped the worker's event loop for seconds per reb
 import numpy as np
 import pytest
 
-from app.index import files
+from app.core.knn import exact_search
+from app.index import files, forest_proc
 from app.index.live import LiveIndex
 
 DIM = 8
@@ -62,3 +63,62 @@ def test_a_forest_built_elsewhere_is_refused(tmp_path):
     with pytest.raises(ValueError, match="belongs at"):
         files.write_snapshot(tmp_path, "D.p", 1, forest, [f"e{i}" for i in range(60)], 0, {}, built_at=tmp_path / "x")
     ix.close()
+
+
+# -- built by a child process (app/index/forest_proc.py): the default for a forest built on disk -----------------
+
+
+def test_a_child_process_builds_the_same_items_as_a_thread(tmp_path, monkeypatch):
+    children = []
+    real_run = forest_proc.subprocess.run
+    monkeypatch.setattr(forest_proc.subprocess, "run", lambda cmd, **kw: children.append(cmd) or real_run(cmd, **kw))
+    by_child = filled(tmp_path / "child")
+    by_thread = filled(tmp_path / "thread", build_process=False)
+    assert by_child.build_now() == 1 and by_thread.build_now() == 1
+    assert len(children) == 1 and children[0][1:3] == ["-m", "app.index.forest_proc"]  # only the default spawned
+    assert sorted(p.name for p in (tmp_path / "child").iterdir()) == ["D.p.v1.ann", "D.p.v1.npz"]  # no scratch left
+    a, b = by_child._built.forest, by_thread._built.forest
+    assert a.get_n_items() == b.get_n_items() == 60
+    assert all(np.allclose(a.get_item_vector(i), b.get_item_vector(i)) for i in range(60))
+    q = np.random.default_rng(5).normal(size=(20, DIM)).astype(np.float32)
+    exact = [[f"e{i}" for i in row] for row in exact_search(q, by_child._store.vecs[:60], 5, "cosine")[0].tolist()]
+    served = by_child.search(q, 5)
+    assert served.version == 1 and by_child.counters["annoy"] == 20  # served from the forest, per query
+    assert np.mean([len(set(s) & set(e)) / 5 for s, e in zip(served.ids, exact, strict=True)]) > 0.9
+    by_child.close()
+    by_thread.close()
+
+
+def test_a_failing_child_raises_with_its_stderr_and_leaves_nothing(tmp_path):
+    v = np.ones((5, DIM), np.float32)
+    with pytest.raises(forest_proc.BuildFailed, match="(?s)exited with 1.*No such metric"):
+        forest_proc.build_file(v, np.arange(5), "nope", 2, tmp_path / "x.ann")  # Annoy refuses the metric
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_child_exits_when_its_parent_dies(tmp_path):
+    # A worker killed mid-build must not leave a build running: the child watches its parent.
+    import subprocess
+    import sys
+    import time
+    n = 200_000  # long enough to still be adding items when the parent is killed
+    np.random.default_rng(0).normal(size=(n, DIM)).astype(np.float32).tofile(tmp_path / "v")
+    parent = subprocess.Popen([sys.executable, "-c", (
+        "import os, subprocess, sys; c = subprocess.Popen([sys.executable, '-m', 'app.index.forest_proc', "
+        f"{str(tmp_path / 'v')!r}, '{n}', '{DIM}', 'angular', '50', {str(tmp_path / 'f.ann')!r}, '1', '0', "
+        "str(os.getpid())]); print(c.pid, flush=True); c.wait()")], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    parent.kill()  # most likely before the child even started watching: it must notice all the same
+    parent.wait()
+    deadline = time.monotonic() + 15  # the build alone takes ~25 s here
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(child)
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
