@@ -59,12 +59,23 @@ class Reader:
         self.arrivals: list[float] = []
         self.versions: list[int] = []
         self.keys: list[bytes] = []
+        self.sent_at: list[float] = []  # the result's Kafka timestamp: when the worker's sink sent it (this clock)
         self.value_bytes = 0  # for the mean result size (Scale on paper)
+        self.late: list[tuple[float, float]] = []  # (when, how late) this process's own event loop woke up
+
+    async def tick(self, every: float = 0.01) -> None:
+        """How late this process's loop runs: a gap seen here while it was late is ours, not the worker's."""
+        while True:
+            t = time.monotonic()
+            await asyncio.sleep(every)
+            now = time.monotonic()
+            self.late.append((now, now - t - every))
 
     async def run(self) -> None:
         c = AIOKafkaConsumer(self.topic, bootstrap_servers=bootstrap(self.broker), group_id=None,
                              auto_offset_reset="earliest", fetch_max_wait_ms=5)
         await c.start()
+        offset = time.time() - time.monotonic()  # Kafka timestamps are wall clock
         try:
             while True:
                 batch = await c.getmany(timeout_ms=50, max_records=5000)
@@ -75,6 +86,7 @@ class Reader:
                         self.arrivals.append(now)
                         self.versions.append(max(v.values(), default=0))
                         self.keys.append(r.key)
+                        self.sent_at.append(r.timestamp / 1000 - offset)
                         self.value_bytes += len(r.value)
         finally:
             await c.stop()
@@ -117,8 +129,11 @@ def phase(name: str, r: Reader, sent: dict, start: float, end: float) -> dict:
     pairs = [(t, t - sent[k]) for t, k in zip(r.arrivals, r.keys) if k in sent]
     lat = gaps.in_window(pairs, start, end)
     p50, p99 = measure.percentiles(lat, (50, 99)) if lat else (float("nan"),) * 2
+    worker_gap, worker_at = gaps.largest_gap(sorted(r.sent_at), start, end)
+    own_late = max((late for t, late in r.late if start <= t < end), default=float("nan"))
     return {"phase": name, "seconds": end - start, "results": len(lat), "sent": gaps.count_in(sent.values(), start, end),
-            "gap_ms": gap * 1000,
+            "gap_ms": gap * 1000, "worker_gap_ms": worker_gap * 1000, "worker_gap_at": worker_at,
+            "own_late_ms": own_late * 1000,
             "p50_ms": p50 * 1000, "p99_ms": p99 * 1000, "gap_at": at}
 
 
@@ -134,6 +149,7 @@ async def run(broker: str, a: argparse.Namespace) -> tuple[list[dict], dict]:
                                prefix=spy).start()
         reader = Reader(settings.topic("results"), broker)
         rtask = asyncio.create_task(reader.run())
+        ticker = asyncio.create_task(reader.tick())
         stop = asyncio.Event()
         sent: dict[bytes, float] = {}
         try:
@@ -182,11 +198,13 @@ async def run(broker: str, a: argparse.Namespace) -> tuple[list[dict], dict]:
                     phase("after the swap", reader, sent, t_swap, t_end)]
             for r in rows:
                 r["gap_at"] = r["gap_at"] - t_burst  # seconds after the burst was sent
+                r["worker_gap_at"] = r["worker_gap_at"] - t_burst
             return rows, info
         finally:
             stop.set()
             rtask.cancel()
-            await asyncio.gather(rtask, return_exceptions=True)
+            ticker.cancel()
+            await asyncio.gather(rtask, ticker, return_exceptions=True)
             if a.profile and worker.alive and worker.proc is not None:  # py-spy writes its file on SIGINT
                 os.killpg(worker.proc.pid, signal.SIGINT)
                 await asyncio.to_thread(worker.proc.wait, 60)
@@ -210,17 +228,19 @@ def main() -> int:
     logging.basicConfig(level=logging.ERROR)
     with localkafka.configured_or_local(os.environ.get("LABELSTREAM_BROKER")) as broker:
         rows, info = asyncio.run(run(broker, a))
-    lines = ["| phase | seconds | events sent | results | largest gap ms (at s after burst) | p50 ms | p99 ms |",
-             "|---|---:|---:|---:|---:|---:|---:|",
+    lines = ["| phase | seconds | events sent | results | largest gap ms (at s after burst) | same, by the worker's "
+             "send time | p50 ms | p99 ms | this process's loop, latest wake-up ms |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
              *[f"| {r['phase']} | {r['seconds']:.1f} | {r['sent']:,} | {r['results']:,} | {r['gap_ms']:.0f} ({r['gap_at']:+.1f}) "
-               f"| {r['p50_ms']:.1f} | {r['p99_ms']:.1f} |" for r in rows], "",
+               f"| {r['worker_gap_ms']:.0f} ({r['worker_gap_at']:+.1f}) "
+               f"| {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['own_late_ms']:.0f} |" for r in rows], "",
              f"{a.examples:,} examples x 384-d (knn-large, k=5), objects at {a.rate:g}/s, a burst of {a.burst:,} new "
              f"examples; index v{info['version_before']} → v{info['version_after']} {info['rebuild_s']:.1f} s after "
              f"the burst was sent (worker log: {'; '.join(s.split('] ')[-1] for s in info['build_log'])}). "
              f"Worker ready {info['ready_s']:.0f} s after start, peak RSS {info['peak_rss_mib']:,.0f} MiB; an event "
              f"{info['event_bytes']:,.0f} B, a result {info['result_bytes']:,.0f} B. Gap = "
              "time between consecutive results read here (one reader polling with fetch_max_wait 5 ms, in the "
-             "producer's process); latency = send call → result read. Load average at start "
+             "producer's process), and between their Kafka timestamps (when the worker's sink sent them); latency = send call → result read. Load average at start "
              f"{info['load_start']:.1f}, at the burst {info['load_burst']:.1f}, at the end {info['load_end']:.1f} "
              "(2 CPUs shared by broker, worker, this process and other people's benchmarks).",
              "", "Command: `.venv/bin/python bench/rebuild_gap.py"

@@ -34,10 +34,12 @@ the GIL) goes to the pool even alone, where two such run at once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import TypeVar
 
 T = TypeVar("T")
+O = TypeVar("O")
 MIN_SHARE_SECONDS = 0.004  # below this a share is not worth a thread hop
 INLINE_SECONDS = MIN_SHARE_SECONDS  # a chunk not worth one share is classified on the event loop (no hop)...
 INLINE_RECORD_SECONDS = 0.0005  # ...if its records are cheap: a 3 ms kNN query over 100k examples releases the
@@ -70,3 +72,32 @@ class Pacer:
 
     def shares(self, n: int, threads: int) -> int:
         return max(1, min(threads, n, int(n * self.per_record / MIN_SHARE_SECONDS)))
+
+
+async def paced(pacer: Pacer, records: Sequence[T], work: Callable[[Sequence[T]], Awaitable[list[O]]],
+                emit: Callable[[Sequence[T], list[O]], Awaitable[None]]) -> float:
+    """``work`` then ``emit`` each chunk of ``records`` in turn; returns the longest chunk's seconds.
+
+    A chunk is emitted before the next one is worked, so a step that reads what earlier records
+    wrote (the training table) sees the previous chunks' writes; and another agent's work queued
+    in the same pool waits for one chunk (about ``budget`` seconds), not for a whole batch.
+
+    >>> import asyncio
+    >>> log = []
+    >>> async def work(chunk):
+    ...     log.append(("work", list(chunk)))
+    ...     return [r * 10 for r in chunk]
+    >>> async def emit(chunk, outs):
+    ...     log.append(("emit", outs))
+    >>> _ = asyncio.run(paced(Pacer(budget=0.0002, per_record=0.0001), [1, 2, 3], work, emit))
+    >>> log
+    [('work', [1, 2]), ('emit', [10, 20]), ('work', [3]), ('emit', [30])]
+    """
+    longest = 0.0
+    for chunk in pacer.chunks(records):
+        t0 = time.monotonic()
+        outs = await work(chunk)
+        pacer.observe(len(chunk), time.monotonic() - t0)
+        await emit(chunk, outs)
+        longest = max(longest, time.monotonic() - t0)
+    return longest
