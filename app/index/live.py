@@ -61,8 +61,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["DimensionError", "IndexSettings", "LiveIndex", "MetricView"]
 
-_ADD_CHUNK = 1024  # rows copied to Python lists at a time while feeding Annoy
-
 
 @dataclass(frozen=True)
 class IndexSettings:
@@ -257,12 +255,7 @@ class LiveIndex:
         forest = AnnoyIndex(self.dim, files.annoy_metric(self.metric))
         if target is not None:  # the file is written by build(), without the GIL (files.py)
             forest.on_disk_build(str(target))
-        # add_item holds the GIL per call: feed it plain lists (numpy rows are converted item
-        # by item, ~25 % slower), a chunk at a time (the copy stays small).
-        for s in range(0, rows.size, _ADD_CHUNK):
-            chunk = vecs[rows[s: s + _ADD_CHUNK]].tolist()  # rows < n never change: no lock
-            for i, v in enumerate(chunk, s):
-                forest.add_item(i, v)
+        forest_proc.add_items(forest, vecs, rows)  # rows < n never change: no lock
         forest.build(self.n_trees, n_jobs=self.build_jobs)  # releases the GIL
         return forest
 

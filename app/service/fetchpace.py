@@ -93,7 +93,6 @@ def pace(fetcher: Any, flow_wait_ms: int) -> FetchPace:
         return had_records
 
     fetcher._proc_fetch_request = proc_fetch_request  # noqa: SLF001
-    fetcher._labelstream_pace = state  # noqa: SLF001
     return state
 
 

@@ -75,8 +75,9 @@ class Pacer:
 
 
 async def paced(pacer: Pacer, records: Sequence[T], work: Callable[[Sequence[T]], Awaitable[list[O]]],
-                emit: Callable[[Sequence[T], list[O]], Awaitable[None]]) -> float:
-    """``work`` then ``emit`` each chunk of ``records`` in turn; returns the longest chunk's seconds.
+                emit: Callable[[Sequence[T], list[O]], Awaitable[None]],
+                done: Callable[[int, float, float], None] | None = None) -> None:
+    """``work`` then ``emit`` each chunk of ``records`` in turn; ``done(records, work s, emit s)`` after each.
 
     A chunk is emitted before the next one is worked, so a step that reads what earlier records
     wrote (the training table) sees the previous chunks' writes; and another agent's work queued
@@ -93,11 +94,11 @@ async def paced(pacer: Pacer, records: Sequence[T], work: Callable[[Sequence[T]]
     >>> log
     [('work', [1, 2]), ('emit', [10, 20]), ('work', [3]), ('emit', [30])]
     """
-    longest = 0.0
     for chunk in pacer.chunks(records):
         t0 = time.monotonic()
         outs = await work(chunk)
-        pacer.observe(len(chunk), time.monotonic() - t0)
+        t1 = time.monotonic()
+        pacer.observe(len(chunk), t1 - t0)
         await emit(chunk, outs)
-        longest = max(longest, time.monotonic() - t0)
-    return longest
+        if done is not None:
+            done(len(chunk), t1 - t0, time.monotonic() - t1)

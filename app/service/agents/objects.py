@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-import time
 
 from app.classify.objects import objects_step
 from app.classify.outcome import Record
 from app.service.metrics import BATCH_SECONDS, INPUTS
-from app.service.pacing import Pacer
+from app.service.pacing import Pacer, paced
 from app.service.runtime import Runtime
 
 
@@ -22,13 +21,15 @@ def register(rt: Runtime) -> None:
     @rt.hot("objects", "objects", ready=rt.replica.caught_up.wait)  # never classify with a half-loaded model
     async def objects(records: list[Record]) -> None:
         INPUTS.labels("objects").inc(len(records))
-        for chunk in pacer.chunks(records):
-            t0 = time.monotonic()
-            outcomes = await rt.run_split(objects_step, chunk, pacer)
-            t1 = time.monotonic()
-            BATCH_SECONDS.labels("objects").observe(t1 - t0)
-            pacer.observe(len(chunk), t1 - t0)
-            await rt.sink.emit(zip(chunk, outcomes))
-            if time.monotonic() - t0 > SLOW_BATCH:  # where a gap in the results comes from
-                log.warning("slow objects chunk: %d records, step %.2f s, sink %.2f s",
-                            len(chunk), t1 - t0, time.monotonic() - t1)
+        await paced(pacer, records, work, emit, done)
+
+    async def work(chunk):
+        return await rt.run_split(objects_step, chunk, pacer)
+
+    async def emit(chunk, outcomes):
+        await rt.sink.emit(zip(chunk, outcomes))
+
+    def done(n: int, step: float, sink: float) -> None:
+        BATCH_SECONDS.labels("objects").observe(step)
+        if step + sink > SLOW_BATCH:  # where a gap in the results comes from
+            log.warning("slow objects chunk: %d records, step %.2f s, sink %.2f s", n, step, sink)
