@@ -25,8 +25,10 @@ def _bytes(v: Any) -> bytes | None:
 async def produce(topic: str, records: Iterable[tuple[Any, Any]], settings: Settings | None = None) -> int:
     """Send ``(key, value)`` pairs (dicts are JSON-encoded) to a catalog topic; returns the count."""
     s = settings or get_settings()
+    # Idempotent: a retry after a broker failover must not write an input twice (a second record
+    # at another offset would read as a worker redelivery that differs from the first).
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap(s.broker), max_request_size=16 * 1024 * 1024,
-                                linger_ms=5, acks="all")
+                                linger_ms=5, acks="all", enable_idempotence=True)
     await producer.start()
     n = 0
     try:
