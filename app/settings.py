@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     console_window: int = Field(10_000, ge=100, le=1_000_000, description="recent results the console keeps")
     emit_every: float = Field(0.05, gt=0, description="objects: a fetched batch is classified and emitted in "
                               "chunks of about this many seconds of work (results flow while a batch is worked)")
+    gc_young_threshold: int = Field(
+        50_000, ge=0, description="the cyclic GC's generation-0 threshold once the loaded state is frozen "
+        "(app/service/gcsettle.py); 0: Python's default, 700")
     loop_stall_seconds: float = Field(1.0, gt=0, description="an event-loop stall longer than this is logged "
                                       "with every thread's stack (labelstream_event_loop_stall_seconds)")
     console_idle_seconds: float = Field(

@@ -48,12 +48,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from aiokafka.partitioner import murmur2
 
 from app.classify.codec import Rejected
 from app.classify.expiry import Expiry, now_ms, since, stamped
 from app.classify.media import encode_chunk
 from app.classify.outcome import Record, TableWrite
+from app.core.murmur2 import partition
 from app.core.segments import chunk_info, chunk_status
 from app.schemas.deadletter import Source
 from app.schemas.media import MediaEvent
@@ -64,7 +64,7 @@ Read = Callable[[bytes], bytes | None]
 
 def partition_of(key: bytes, partitions: int) -> int:
     """The changelog partition the producer's default (murmur2) partitioner gives ``key``."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    return partition(key, partitions)
 
 
 def colocated(parts: list[Any], partition: int, partitions: int) -> bytes:

@@ -147,14 +147,24 @@ def _custom_serialization(schema: Any) -> bool:
     return False
 
 
+#: Values that are never a model: checked by exact type first, because ``isinstance(v, BaseModel)``
+#: goes through ABCMeta's ``__instancecheck__`` (most of this function's cost, once per field).
+_LEAF_TYPES = frozenset({str, int, float, bool, type(None), dict})
+
+
 def _plain(m: BaseModel) -> dict[str, Any]:
+    values = m.__dict__  # pydantic v2 keeps the fields' values here (getattr would find them there too)
     out = {}
     for name, key in _fields(type(m)):
-        v = getattr(m, name)
-        if isinstance(v, BaseModel):
+        v = values[name]
+        t = type(v)
+        if t in _LEAF_TYPES:
+            pass
+        elif t is list:
+            if v and isinstance(v[0], BaseModel):
+                v = [_plain(x) if isinstance(x, BaseModel) else x for x in v]
+        elif isinstance(v, BaseModel):
             v = _plain(v)
-        elif isinstance(v, list) and v and isinstance(v[0], BaseModel):
-            v = [_plain(x) if isinstance(x, BaseModel) else x for x in v]
         out[key] = v
     return out
 

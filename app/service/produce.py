@@ -19,7 +19,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import TopicPartition
+
+from app.core.murmur2 import partition
 
 Headers = Sequence[tuple[str, bytes]]
 
@@ -54,7 +57,10 @@ class Outbox:
 
     def partition(self, topic: str, key: bytes | None) -> int:
         every, available = self._parts[topic]
-        return int(self.producer._partitioner(key, every, available))  # noqa: SLF001
+        partitioner = self.producer._partitioner  # noqa: SLF001
+        if key is not None and isinstance(partitioner, DefaultPartitioner):
+            return every[partition(key, len(every))]  # its murmur2, memoized (app/core/murmur2.py)
+        return int(partitioner(key, every, available))
 
     def add(self, topic: str, key: bytes | None, value: bytes | None, headers: Headers | None = None,
             partition: int | None = None) -> tuple[str, int]:

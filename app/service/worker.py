@@ -8,14 +8,13 @@ calling the pure ``app/core/`` and ``app/index/``; where it leaves: ``app/servic
 
 from __future__ import annotations
 
-import gc
 import os
 import signal
 from concurrent.futures import ThreadPoolExecutor
 
 from app.classify.state import ModelState
-from app.service import (console_views, feedback_agent, jobs, sweeper, web, web_hive, web_twelvelabs, web_weaviate,
-                         web_yandex, worker_report)
+from app.service import (console_views, feedback_agent, gcsettle, jobs, sweeper, web, web_hive, web_twelvelabs,
+                         web_weaviate, web_yandex, worker_report)
 from app.service.admin import bootstrap, group_consumed
 from app.service.loopwatch import LoopWatch
 from app.service.metrics import GC_FROZEN
@@ -70,14 +69,10 @@ def build(settings: Settings) -> Runtime:
 
     @app.task
     async def freeze_loaded_state() -> None:
-        # Everything alive once the replica has caught up (modules, the model state, indexes'
-        # bookkeeping) lives as long as the worker; the cyclic GC's full collections walked all
-        # of it again and again: ~75 ms of CPU with the GIL held, about every 2 s under load
-        # (a stop for every stream and a p99 spike). Frozen, they walk only what came after.
+        # Everything alive once the replica has caught up lives as long as the worker: frozen, the
+        # GC's full collections walk only what came after (app/service/gcsettle.py says why).
         await replica.caught_up.wait()
-        gc.collect()
-        gc.freeze()
-        GC_FROZEN.set(gc.get_freeze_count())
+        GC_FROZEN.set(gcsettle.settle(settings.gc_young_threshold))
 
     @app.task
     async def training_replica() -> None:
