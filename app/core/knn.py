@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Literal, NamedTuple, Protocol, cast
 
 import numpy as np
 
@@ -175,8 +175,7 @@ def exact_search(queries: np.ndarray, base: np.ndarray, k: int, metric: Metric,
     return idx, dist.astype(out_dtype)
 
 
-@dataclass(frozen=True)
-class KnnVote:
+class KnnVote(NamedTuple):
     """The outcome of one event's vote; ``label`` is None when there were no neighbours."""
 
     label: str | None
@@ -190,35 +189,51 @@ def vote(labels: Sequence[str], distances: Sequence[float]) -> KnnVote:
     >>> v = vote(["a", "b"], [0.2, 0.2])  # 1-1, equal sums and closest: "a" < "b"
     >>> v.label, round(v.confidence, 6)
     ('a', 0.5)
+    >>> vote(["a", "a"], [0.1, 0.3]).meta["meanWinningDistance"], vote(["a", "a"], [0.1, 0.3]).confidence
+    (0.2, 1.0)
     """
     if len(labels) != len(distances):
         raise ValueError(f"{len(labels)} labels but {len(distances)} distances")
     # Plain floats, not numpy: k is small, and numpy's per-call overhead on 5-element arrays
     # was most of the vote's cost (it runs once per event and classifier).
     d = [float(x) for x in distances]
-    if not d:
+    n = len(d)
+    if not n:
         empty = dict.fromkeys(META_KEYS)
         empty.update(overallCount=0, winningCount=0, losingCount=0)
         return KnnVote(None, empty, 0.0)
+    closest = min(d)
+    first = labels[0]
+    if labels.count(first) == n:
+        # Unanimous (the common case): the weighted share is all the weight, exactly 1.0.
+        return KnnVote(first, {
+            "overallCount": n, "winningCount": n, "losingCount": 0,
+            "meanWinningDistance": sum(d) / n, "closestWinningDistance": closest,
+            "meanLosingDistance": None, "closestLosingDistance": None, "closestOverallDistance": closest,
+        }, 1.0)
     groups: dict[str, list[float]] = {}
     for lab, x in zip(labels, d):
-        groups.setdefault(lab, []).append(x)
+        if lab in groups:
+            groups[lab].append(x)
+        else:
+            groups[lab] = [x]
     # Most neighbours, then smaller summed distance, then smaller closest, then the label.
-    winner = min(groups, key=lambda lab: (-len(groups[lab]), sum(groups[lab]), min(groups[lab]), lab))
+    best = min((-len(xs), sum(xs), min(xs), lab) for lab, xs in groups.items())
+    winner = best[3]
     wd = groups[winner]
     ld = [x for lab, x in zip(labels, d) if lab != winner]
     scale = max(d)
     eps = EPS_REL * scale
-    weights = [1.0] * len(d) if scale == 0.0 else [1.0 / (x + eps) for x in d]
+    weights = [1.0] * n if scale == 0.0 else [1.0 / (x + eps) for x in d]
     meta = {
-        "overallCount": len(d),
+        "overallCount": n,
         "winningCount": len(wd),
         "losingCount": len(ld),
         "meanWinningDistance": sum(wd) / len(wd),
         "closestWinningDistance": min(wd),
-        "meanLosingDistance": sum(ld) / len(ld) if ld else None,
-        "closestLosingDistance": min(ld) if ld else None,
-        "closestOverallDistance": min(d),
+        "meanLosingDistance": sum(ld) / len(ld),
+        "closestLosingDistance": min(ld),
+        "closestOverallDistance": closest,
     }
     won = sum(w for lab, w in zip(labels, weights) if lab == winner)
     return KnnVote(winner, meta, won / sum(weights))
@@ -288,7 +303,7 @@ def classify_batch(queries: np.ndarray, index: NeighbourSource | None, k: int = 
     found = index.search(q, int(k), where_fn)
     outcomes = []
     for ids, labs, dists in zip(found.ids, found.labels, found.distances):
-        ds = [float(x) for x in dists]
+        ds = dists.tolist() if isinstance(dists, np.ndarray) else [float(x) for x in dists]  # the same floats
         neigh = [{"id": i, "label": lab, "distance": x} for i, lab, x in zip(ids, labs, ds)]
         outcomes.append(KnnOutcome(vote(labs, ds), neigh, found.version))
     return outcomes
