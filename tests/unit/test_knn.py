@@ -229,3 +229,17 @@ def test_vote_equals_the_numpy_reference_on_random_neighbourhoods():
         assert v.meta["meanWinningDistance"] == pytest.approx(mw, rel=1e-12)
         assert v.meta["closestWinningDistance"] == cw and v.meta["closestLosingDistance"] == cl
         assert (v.meta["meanLosingDistance"] is None) == (ml is None)
+
+
+def test_a_unanimous_vote_equals_the_reference_and_is_certain():
+    rng = np.random.default_rng(12)
+    for _ in range(300):
+        k = int(rng.integers(1, 12))
+        d = np.round(rng.random(k), 2).tolist() if rng.random() < 0.9 else [0.0] * k
+        v = vote(["only"] * k, d)
+        label, conf, (mw, cw, ml, cl) = _numpy_vote(["only"] * k, d)
+        assert (v.label, v.confidence, ml, cl) == (label, 1.0, None, None) and conf == pytest.approx(1.0)
+        assert v.meta == {"overallCount": k, "winningCount": k, "losingCount": 0, "meanWinningDistance": sum(d) / k,
+                          "closestWinningDistance": cw, "meanLosingDistance": None, "closestLosingDistance": None,
+                          "closestOverallDistance": min(d)}
+        assert list(v.meta) == list(META_KEYS)  # Weaviate's key order, as the general path writes it
