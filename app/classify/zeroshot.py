@@ -61,6 +61,7 @@ def run_zeroshot(snap: Snapshot, c: Classifier, items: Sequence[Any], q: np.ndar
     # classifyProperties[i] from taxonomies[i], or all from the only one (the schema refuses other counts)
     prop_tax = {p: spec.taxonomies[i if len(spec.taxonomies) > 1 else 0] for i, p in enumerate(spec.classifyProperties)}
     nearest_by_prop = {p: weaviate_zeroshot(per_tax[t][1], [p], c.target_where) for p, t in prop_tax.items()}
+    refs = [TaxonomyRef(name=t, version=v[0].version) for t, v in per_tax.items()]  # one per batch, shared
     out: list[tuple[Result | Rejected, list[ModerationHit]]] = []
     for row, item in enumerate(items):
         labels, conf, zs = {}, {}, {}
@@ -82,7 +83,7 @@ def run_zeroshot(snap: Snapshot, c: Classifier, items: Sequence[Any], q: np.ndar
         detail["heads" if "heads" in full else "top"] = heads
         detail.update(paths=paths, policy=policy)
         res = Result(**base(item, c), labels=labels, confidence=conf,
-                     taxonomies=[TaxonomyRef(name=t, version=v[0].version) for t, v in per_tax.items()],
+                     taxonomies=refs,
                      detail=detail)
         out.append((res, hits))
     return out

@@ -147,20 +147,30 @@ def candidate_mask(ct: CompiledTaxonomy, target_where: TargetWhere = None, head:
     return mask & np.array(allowed, dtype=bool)
 
 
-def _match(scores: Scores, i: int, c: int) -> dict[str, Any]:
+def _matches(scores: Scores, choice: np.ndarray) -> list[dict[str, Any]]:
+    """Per event ``i``, the match of class ``choice[i]``: its path, similarity, probability and the
+    prompt that matched. Gathered per batch (one fancy index per field), not per event."""
     ct = scores.taxonomy
-    k = int(scores.prompt[i, c])
-    owner = int(ct.prompt_class[k])
-    return {
-        "class": ct.class_names[c],
-        "path": list(ct.paths[c]),
-        "similarity": float(scores.similarity[i, c]),
-        "distance": cosine_distance(float(scores.similarity[i, c])),  # one cosine distance everywhere
-        "probability": float(scores.probability[i, c]),
-        "prompt": ct.prompts[k],
-        "prompt_class": ct.class_names[owner],  # the leaf whose prompt matched
-        "prompt_index": k - int(ct.prompt_starts[ct.prompt_leaf[k]]),  # index in its prompts
-    }
+    rows = np.arange(choice.shape[0])
+    k = scores.prompt[rows, choice]
+    names, paths, prompts = ct.class_names, ct.paths, ct.prompts
+    return [{
+        "class": names[c],
+        "path": list(paths[c]),
+        "similarity": sim,
+        "distance": cosine_distance(sim),  # one cosine distance everywhere
+        "probability": prob,
+        "prompt": prompts[kk],
+        "prompt_class": names[owner],  # the leaf whose prompt matched
+        "prompt_index": at,  # index in its prompts
+    } for c, kk, sim, prob, owner, at in zip(
+        choice.tolist(), k.tolist(), scores.similarity[rows, choice].tolist(),
+        scores.probability[rows, choice].tolist(), ct.prompt_class[k].tolist(), _prompt_index(ct, k).tolist())]
+
+
+def _prompt_index(ct: CompiledTaxonomy, k: np.ndarray) -> np.ndarray:
+    """Index of prompt ``k`` among its class's prompts."""
+    return k - ct.prompt_starts[ct.prompt_leaf[k]]
 
 
 def nearest(scores: Scores, candidates: np.ndarray | None = None) -> list[dict[str, Any] | None]:
@@ -179,7 +189,7 @@ def nearest(scores: Scores, candidates: np.ndarray | None = None) -> list[dict[s
     best = sim.max(axis=1, keepdims=True)
     rank = ct.depth * (C + 1) + (C - np.arange(C))  # deeper first, then declared order
     choice = np.where(sim == best, rank, -1).argmax(axis=1)
-    return [_match(scores, i, int(c)) for i, c in enumerate(choice)]
+    return _matches(scores, choice)
 
 
 def weaviate_zeroshot(
@@ -250,9 +260,9 @@ def top_classes(scores: Scores, n: int = 5) -> list[dict[str, list[dict[str, Any
         leaves = ct.leaf_classes[ct.head_of_class[ct.leaf_classes] == h]
         order = np.argsort(-prob[:, leaves], axis=1, kind="stable")[:, :n]
         cols = leaves[order]
-        per_head.append((head, cols, np.take_along_axis(prob, cols, axis=1).tolist()))
+        per_head.append((head, cols.tolist(), np.take_along_axis(prob, cols, axis=1).tolist()))
     names = ct.class_names
-    return [{head: [{"class": names[c], "score": p} for c, p in zip(cols[i].tolist(), ps[i], strict=True)]
+    return [{head: [{"class": names[c], "score": p} for c, p in zip(cols[i], ps[i], strict=True)]
              for head, cols, ps in per_head} for i in range(len(scores))]
 
 
@@ -263,24 +273,27 @@ def best_paths(scores: Scores) -> list[list[dict[str, Any]]]:
     its nodes (a category's = sum of its subcategories'), ``similarities`` their similarities.
     """
     ct = scores.taxonomy
+    sim, prob = scores.similarity, scores.probability
+    rows = np.arange(len(scores))
     per_head = []
     for h, head in enumerate(ct.heads):
         leaves = ct.leaf_classes[ct.head_of_class[ct.leaf_classes] == h]
-        per_head.append((head, leaves[scores.similarity[:, leaves].argmax(axis=1)]))
+        best = leaves[sim[:, leaves].argmax(axis=1)]
+        k = scores.prompt[rows, best]
+        per_head.append((head, best.tolist(), [ct.prompts[x] for x in k.tolist()], _prompt_index(ct, k).tolist()))
     out = []
     for i in range(len(scores)):
         row = []
-        for head, best in per_head:
-            c = int(best[i])
+        for head, best, prompt, at in per_head:
+            c = best[i]
             idx = list(ct.path_index[c])
-            m = _match(scores, i, c)
             row.append({
                 "head": head,
-                "path": m["path"],
-                "scores": scores.probability[i, idx].tolist(),
-                "similarities": scores.similarity[i, idx].tolist(),
-                "prompt": m["prompt"],
-                "prompt_index": m["prompt_index"],
+                "path": list(ct.paths[c]),
+                "scores": prob[i, idx].tolist(),
+                "similarities": sim[i, idx].tolist(),
+                "prompt": prompt[i],
+                "prompt_index": at[i],
             })
         out.append(row)
     return out
