@@ -85,15 +85,16 @@ def check_depth(value: Any, path: str, limit: int = MAX_PROPERTY_DEPTH) -> None:
     ... except Rejected as r: print(r.reason, r.path, "|", r.detail)
     schema_violation properties | properties: nested deeper than 64 levels
     """
-    stack = [(value, 1)]
+    if not isinstance(value, (dict, list)):
+        return
+    stack = [(value, 1)]  # containers only: scalars (most property values) are never pushed
     while stack:
         v, depth = stack.pop()
-        children = v.values() if isinstance(v, dict) else v if isinstance(v, list) else None
-        if children is None:
-            continue
         if depth > limit:
             raise Rejected("schema_violation", f"{path}: nested deeper than {limit} levels", path)
-        stack.extend((c, depth + 1) for c in children)
+        for c in (v.values() if isinstance(v, dict) else v):
+            if isinstance(c, (dict, list)):
+                stack.append((c, depth + 1))
 
 
 def dumps(obj: Any) -> bytes:

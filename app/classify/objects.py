@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
@@ -61,18 +62,19 @@ Method = Callable[[ModelState, Snapshot, Classifier, list[Item], np.ndarray],
 def objects_step(state: ModelState, records: Sequence[Record], snap: Snapshot | None = None) -> list[Outcome]:
     """Decode and classify one batch: one ``Outcome`` per record, in order. ``snap``: the model
     snapshot to use (a batch split over threads passes the one it took, so the batch sees one)."""
-    outcomes = [Outcome() for _ in records]
+    outcomes: list[Outcome | None] = [None] * len(records)  # each filled below: a rejection or its classification
     items: list[Item] = []
     rows: list[int] = []
+    limit = state.settings.max_payload_bytes
     for i, rec in enumerate(records):
         try:
-            obj = decode(rec.value, ObjectEvent, state.settings.max_payload_bytes)
+            obj = decode(rec.value, ObjectEvent, limit)
             check_depth(obj.properties, "properties")
         except Rejected as r:
-            outcomes[i].rejected = r
+            outcomes[i] = Outcome.reject(r)
             continue
         except Exception as e:  # noqa: BLE001 - errors are data
-            outcomes[i].rejected = internal_error(e)
+            outcomes[i] = Outcome.reject(internal_error(e))
             continue
         items.append(Item(obj, rec.source))
         rows.append(i)
@@ -84,7 +86,7 @@ def objects_step(state: ModelState, records: Sequence[Record], snap: Snapshot | 
                 out.writes.append(TableWrite(STORED_OBJECTS, item.event.id.encode(), stored(item, out.results, now)))
             except Exception as e:  # noqa: BLE001 - errors are data
                 out.fail(internal_error(e))
-    return outcomes
+    return cast(list[Outcome], outcomes)  # every record is a rejection or in rows
 
 
 Pick = Callable[[Snapshot, Item], list[Classifier]]

@@ -29,7 +29,7 @@ distance 0 the weights are equal and the confidence is the plain vote share.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, Protocol, cast
 
 import numpy as np
@@ -256,12 +256,11 @@ class NeighbourSource(Protocol):
                where_fn: Predicate | None = None) -> Neighbours: ...
 
 
-@dataclass(frozen=True)
-class KnnOutcome:
+class KnnOutcome(NamedTuple):
     """One event's classification: the vote, its neighbours and the index version used."""
 
     vote: KnnVote
-    neighbours: list[dict[str, Any]] = field(default_factory=list)
+    neighbours: list[dict[str, Any]]
     index_version: int = 0
 
     @property
@@ -297,7 +296,7 @@ def classify_batch(queries: np.ndarray, index: NeighbourSource | None, k: int = 
         raise ValueError(f"k must be >= 1, got {k}")
     q = np.atleast_2d(np.asarray(queries, dtype=np.float32))
     if index is None:
-        return [KnnOutcome(vote([], [])) for _ in range(q.shape[0])]
+        return [KnnOutcome(vote([], []), []) for _ in range(q.shape[0])]
     where_fn: Callable[[Mapping[str, Any]], bool] | None
     where_fn = compile_where(train_filter) if isinstance(train_filter, Mapping) else train_filter
     found = index.search(q, int(k), where_fn)

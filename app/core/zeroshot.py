@@ -147,7 +147,7 @@ def candidate_mask(ct: CompiledTaxonomy, target_where: TargetWhere = None, head:
     return mask & np.array(allowed, dtype=bool)
 
 
-def _matches(scores: Scores, choice: np.ndarray) -> list[dict[str, Any]]:
+def _matches(scores: Scores, choice: np.ndarray) -> list[dict[str, Any] | None]:
     """Per event ``i``, the match of class ``choice[i]``: its path, similarity, probability and the
     prompt that matched. Gathered per batch (one fancy index per field), not per event."""
     ct = scores.taxonomy
