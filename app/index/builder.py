@@ -45,7 +45,7 @@ from typing import Any, Protocol
 import numpy as np
 from annoy import AnnoyIndex
 
-from app.index import files
+from app.index import files, forest_proc
 
 __all__ = ["Buildable", "BuildScheduler", "Builder", "Capture"]
 
@@ -177,6 +177,8 @@ class BuildScheduler:
                 builders = list(self._builders)
             wait = _IDLE_SECONDS
             for b in builders:  # each due builder gets one action per round: no starvation
+                if self._closed:  # closed meanwhile (a cancelled build just returned): start no other
+                    return
                 try:
                     wait = min(wait, b.run_due())
                 except Exception:  # a bug in one index must not stop every index's builds
@@ -187,12 +189,19 @@ class BuildScheduler:
                 if not self._woken and not self._closed:
                     self._cond.wait(wait)
 
+    def cancel_running(self) -> bool:
+        """Kill the build child process this thread is waiting for, if any (its build fails with
+        ``BuildCancelled``); a build on the thread itself cannot be stopped and runs to its end."""
+        t = self.thread
+        return t is not None and forest_proc.cancel(t.ident)
+
     def close(self, timeout: float = 30.0) -> None:
-        """Stop the thread (a running build is let finish) and join it."""
+        """Stop the thread (a build in a child process is cancelled, one on the thread let finish) and join it."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
             t = self.thread
+        self.cancel_running()
         if t is not None and t is not threading.current_thread():
             t.join(timeout)
 
@@ -356,6 +365,8 @@ class Builder:
     def _do(self, action: str) -> None:
         try:
             self.adopt(True) if action == "adopt" else self.build_now(True)
+        except forest_proc.BuildCancelled:
+            log.info("%s: background %s cancelled: stopping", self.index.name, action)
         except Exception as exc:  # keep the worker alive; retry after a back-off
             log.exception("%s: background %s failed", self.index.name, action)
             with self.lock:

@@ -13,7 +13,9 @@ writes, which release the GIL) and waits for ``python -m app.index.forest_proc``
 them, feeds Annoy and builds the forest on disk (``on_disk_build``) under ``os.nice``, so the
 kernel gives the worker and the broker the CPU first and the build what is left. The file it
 writes is exactly what the in-thread build writes; the caller renames and maps it as before
-(:mod:`app.index.files`). The child exits if the worker dies (it watches its parent).
+(:mod:`app.index.files`). The child exits if the worker dies (it watches its parent), and a
+worker that stops cancels it (:func:`cancel`): a 1M-vector build takes minutes, and the worker's
+shutdown used to wait for it (up to its close timeout, with the event loop blocked).
 
 >>> import tempfile, numpy as np
 >>> from pathlib import Path
@@ -47,6 +49,27 @@ class BuildFailed(RuntimeError):
     """The child process could not build the forest (its exit code and the end of its stderr)."""
 
 
+class BuildCancelled(BuildFailed):
+    """The build was cancelled (:func:`cancel`): its worker is stopping."""
+
+
+_children: dict[int, subprocess.Popen] = {}  # thread ident -> the build child that thread waits for
+_cancelled: set[int] = set()
+_lock = threading.Lock()
+
+
+def cancel(thread: int | None) -> bool:
+    """Stop the build the thread ``thread`` (an ident) is waiting for, if any: that thread's
+    :func:`build_file` raises :class:`BuildCancelled`. True if a child was running."""
+    with _lock:
+        child = _children.get(thread) if thread is not None else None
+        if child is None:
+            return False
+        _cancelled.add(thread)  # type: ignore[arg-type]
+    child.kill()  # the child holds no state worth a graceful stop: its file is renamed only on success
+    return True
+
+
 def build_file(vecs: np.ndarray, rows: np.ndarray, metric: str, n_trees: int, target: Path, *,
                jobs: int = 1, nice: int = NICE) -> None:
     """Write the forest over ``vecs[rows]`` (Annoy item ``i`` = ``rows[i]``) to ``target``."""
@@ -60,10 +83,23 @@ def build_file(vecs: np.ndarray, rows: np.ndarray, metric: str, n_trees: int, ta
         cmd = [sys.executable, "-m", "app.index.forest_proc", str(scratch), str(rows.size), str(dim), metric,
                str(n_trees), str(target), str(jobs), str(nice), str(os.getpid())]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (_ROOT, os.environ.get("PYTHONPATH")) if p)}
-        done = subprocess.run(cmd, capture_output=True, env=env, check=False)  # waits without the GIL
-        if done.returncode != 0:
-            raise BuildFailed(f"index build process exited with {done.returncode}: "
-                              f"{done.stderr.decode(errors='replace')[-2000:]}")
+        me = threading.get_ident()
+        with _lock:
+            _cancelled.discard(me)
+            child = _children[me] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        try:
+            _, err = child.communicate()  # waits without the GIL
+        finally:
+            with _lock:
+                _children.pop(me, None)
+                cancelled = me in _cancelled
+                _cancelled.discard(me)
+        if cancelled:
+            target.unlink(missing_ok=True)  # what a killed child had written of it
+            raise BuildCancelled("index build cancelled: the worker is stopping")
+        if child.returncode != 0:
+            raise BuildFailed(f"index build process exited with {child.returncode}: "
+                              f"{err.decode(errors='replace')[-2000:]}")
     finally:
         scratch.unlink(missing_ok=True)
 

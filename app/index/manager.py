@@ -150,8 +150,9 @@ class IndexManager:
         return all(ix.wait_idle(timeout) for ix in list(self._indexes.values()))
 
     def close(self, timeout: float = 30.0) -> None:
-        """Stop building every index, then stop and join the shared builder thread."""
-        for ix in list(self._indexes.values()):
-            ix.close(timeout)
+        """Stop the builder thread if it is this manager's (a build in a child process is cancelled:
+        a 1M-vector build takes minutes), then every index's building."""
         if self._own_scheduler:
             self.scheduler.close(timeout)
+        for ix in list(self._indexes.values()):
+            ix.close(timeout)

@@ -70,8 +70,8 @@ def test_a_forest_built_elsewhere_is_refused(tmp_path):
 
 def test_a_child_process_builds_the_same_items_as_a_thread(tmp_path, monkeypatch):
     children = []
-    real_run = forest_proc.subprocess.run
-    monkeypatch.setattr(forest_proc.subprocess, "run", lambda cmd, **kw: children.append(cmd) or real_run(cmd, **kw))
+    real_popen = forest_proc.subprocess.Popen
+    monkeypatch.setattr(forest_proc.subprocess, "Popen", lambda cmd, **kw: children.append(cmd) or real_popen(cmd, **kw))
     by_child = filled(tmp_path / "child")
     by_thread = filled(tmp_path / "thread", build_process=False)
     assert by_child.build_now() == 1 and by_thread.build_now() == 1
@@ -122,3 +122,51 @@ def _alive(pid):
             return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_cancelled_build_kills_its_child_and_leaves_nothing(tmp_path):
+    # A stopping worker must not wait minutes for a 1M-vector build: cancel() kills the child it waits for.
+    import threading
+    n = 200_000  # long enough (~25 s here) to be cancelled mid-build
+    vecs = np.random.default_rng(0).normal(size=(n, DIM)).astype(np.float32)
+    outcome = []
+
+    def build():
+        try:
+            forest_proc.build_file(vecs, np.arange(n), "angular", 50, tmp_path / "f.ann")
+            outcome.append("built")
+        except forest_proc.BuildCancelled:
+            outcome.append("cancelled")
+
+    t = threading.Thread(target=build)
+    t.start()
+    while t.ident not in forest_proc._children and t.is_alive():  # the child has started
+        t.join(0.01)
+    child = forest_proc._children[t.ident]
+    assert forest_proc.cancel(t.ident)
+    t.join()
+    assert outcome == ["cancelled"] and child.returncode is not None and child.returncode < 0  # killed, reaped
+    assert list(tmp_path.iterdir()) == []  # no forest, no scratch file
+    assert not forest_proc.cancel(t.ident)  # nothing left to cancel
+
+
+def test_closing_the_manager_cancels_a_running_build(tmp_path):
+    import time
+
+    from app.index.live import IndexSettings
+    from app.index.manager import IndexManager
+
+    mgr = IndexManager(tmp_path, IndexSettings(exact_threshold=0, rebuild_quiet_seconds=0.0, n_trees=400))
+    for i, v in enumerate(np.random.default_rng(1).normal(size=(20_000, 64)).astype(np.float32)):
+        mgr.upsert({"id": f"e{i}", "class": "D", "vector": v, "labels": {"p": "x"}})
+    t = mgr.scheduler.thread
+    while t is None or t.ident not in forest_proc._children:  # the build's child has started
+        mgr.scheduler.wake()
+        time.sleep(0.01)
+        t = mgr.scheduler.thread
+    child = forest_proc._children[t.ident]
+    done_before = {p.name for p in tmp_path.rglob("*") if ".tmp" not in p.name}  # earlier, finished builds
+    mgr.close()
+    assert child.returncode is not None and child.returncode < 0  # killed by a signal, and reaped
+    assert not t.is_alive()  # the builder thread is joined
+    assert {p.name for p in tmp_path.rglob("*")} == done_before  # nothing of the cancelled build left behind
