@@ -136,6 +136,13 @@ class Lane:
         self.size = 0
         self._changed()
 
+    def drop(self, tps: Iterable[Any]) -> None:
+        """Drop the queued chunks of the partitions ``tps`` (about to be sought back); keep the others'."""
+        gone = set(tps)
+        self.chunks = deque(c for c in self.chunks if c.tp not in gone)
+        self.size = sum(len(c.records) for c in self.chunks)
+        self._changed()
+
     def _changed(self) -> None:
         if self.size < self.limit:
             self._room.set()
@@ -256,8 +263,10 @@ class Lanes:
         first: dict[Any, int] = {}
         for c in chunks:
             first[c.tp] = min(first.get(c.tp, c.records[0].offset), c.records[0].offset)
+        # Only those partitions: another partition's queued chunks were fetched past, and nothing
+        # would fetch them again (its position is not sought), so they stay queued.
         for lane in set(self.by_topic.values()):
-            lane.clear()
+            lane.drop(first)
         await asyncio.sleep(1.0)  # a bug that fails every time should not spin a core
         for tp, offset in first.items():
             await consumer.seek(tp, offset)

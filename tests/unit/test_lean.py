@@ -79,6 +79,21 @@ def test_clearing_a_lane_drops_what_was_queued_and_frees_the_fetcher():
     asyncio.run(scenario())
 
 
+def test_a_failed_batch_drops_only_its_partitions_queued_chunks():
+    # Lanes._refetch seeks the failed batch's partitions back; any other partition's chunks were
+    # fetched past and would never be fetched again, so they must stay queued.
+    async def scenario():
+        lane = lean.Lane(limit=4)
+        for c in (lean.Chunk(1, "a", [1, 2]), lean.Chunk(1, "b", [3]), lean.Chunk(1, "a", [4])):
+            await lane.put(c)
+        blocked = asyncio.ensure_future(lane.put(lean.Chunk(1, "c", [5, 6])))
+        lane.drop({"a"})
+        await asyncio.wait_for(blocked, 1)  # room again: the fetcher goes on
+        assert lane.size == 3 and [(c.tp, c.records) for c in await lane.take(10)] == [("b", [3]), ("c", [5, 6])]
+
+    asyncio.run(scenario())
+
+
 def test_records_keep_the_fetched_timestamp_in_ms():
     r = SimpleNamespace(key=b"k", value=b"{}", topic="t", partition=2, offset=9, timestamp=1_700_000_000_123)
     rec = lean.record(r)
