@@ -53,8 +53,9 @@ class BuildCancelled(BuildFailed):
     """The build was cancelled (:func:`cancel`): its worker is stopping."""
 
 
-_children: dict[int, subprocess.Popen] = {}  # thread ident -> the build child that thread waits for
-_cancelled: set[int] = set()
+#: Thread ident -> the build child that thread waits for. :func:`cancel` takes the entry out, so a
+#: waiting thread that finds its entry gone knows its build was cancelled.
+_children: dict[int, subprocess.Popen] = {}
 _lock = threading.Lock()
 
 
@@ -62,10 +63,9 @@ def cancel(thread: int | None) -> bool:
     """Stop the build the thread ``thread`` (an ident) is waiting for, if any: that thread's
     :func:`build_file` raises :class:`BuildCancelled`. True if a child was running."""
     with _lock:
-        child = _children.get(thread) if thread is not None else None
-        if child is None:
-            return False
-        _cancelled.add(thread)  # type: ignore[arg-type]
+        child = _children.pop(thread, None) if thread is not None else None
+    if child is None:
+        return False
     child.kill()  # the child holds no state worth a graceful stop: its file is renamed only on success
     return True
 
@@ -85,15 +85,12 @@ def build_file(vecs: np.ndarray, rows: np.ndarray, metric: str, n_trees: int, ta
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (_ROOT, os.environ.get("PYTHONPATH")) if p)}
         me = threading.get_ident()
         with _lock:
-            _cancelled.discard(me)
             child = _children[me] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         try:
             _, err = child.communicate()  # waits without the GIL
         finally:
             with _lock:
-                _children.pop(me, None)
-                cancelled = me in _cancelled
-                _cancelled.discard(me)
+                cancelled = _children.pop(me, None) is None  # cancel() took it out
         if cancelled:
             target.unlink(missing_ok=True)  # what a killed child had written of it
             raise BuildCancelled("index build cancelled: the worker is stopping")

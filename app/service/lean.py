@@ -3,7 +3,7 @@
 Faust hands every record through the conductor (flow control, producer-buffer ebb, decode
 into an ``Event``, queue put), then ``Stream``/``take_events`` and one ack per event: at
 2k-3k events/s that machinery, not our step, was the ceiling (``bench/RESULTS.md``). For the
-hot topics (objects, media) this module keeps Faust's consumer -- its group membership,
+hot topics (objects, media, training) this module keeps Faust's consumer -- its group membership,
 partition assignment, table co-partitioning, recovery, commit bookkeeping and faustfix's
 fixes -- and only changes how their records reach the step:
 

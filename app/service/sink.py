@@ -156,6 +156,10 @@ class Sink:
     async def one(self, record: Record, out: Outcome) -> None:
         await self.emit([(record, out)])
 
+    async def outcomes(self, records: Iterable[Record], outcomes: Iterable[Outcome]) -> None:
+        """:meth:`emit` of ``records`` with their ``outcomes`` (a step's output, in input order)."""
+        await self.emit(zip(records, outcomes))
+
     async def publish(self, topic: str, key: bytes, value: bytes | None) -> None:
         """One record (a REST request's job start, a verdict, a worker report; None: a tombstone) to a topic,
         awaited until acknowledged."""

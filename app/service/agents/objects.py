@@ -21,13 +21,10 @@ def register(rt: Runtime) -> None:
     @rt.hot("objects", "objects", ready=rt.replica.caught_up.wait)  # never classify with a half-loaded model
     async def objects(records: list[Record]) -> None:
         INPUTS.labels("objects").inc(len(records))
-        await paced(pacer, records, work, emit, done)
+        await paced(pacer, records, work, rt.sink.outcomes, done)
 
     async def work(chunk):
         return await rt.run_split(objects_step, chunk, pacer)
-
-    async def emit(chunk, outcomes):
-        await rt.sink.emit(zip(chunk, outcomes))
 
     def done(n: int, step: float, sink: float) -> None:
         BATCH_SECONDS.labels("objects").observe(step)

@@ -35,10 +35,7 @@ def register(rt: Runtime) -> None:
     @rt.hot("training", "training")
     async def training(records: list[Record]) -> None:
         INPUTS.labels("training").inc(len(records))
-        await paced(pacer, records, work, emit)
+        await paced(pacer, records, work, rt.sink.outcomes)
 
     async def work(chunk):
         return await rt.run(training_step, rt.state, chunk, read)
-
-    async def emit(chunk, outcomes):
-        await rt.sink.emit(zip(chunk, outcomes))
