@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import logging
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -43,6 +44,7 @@ from app.service.admin import bootstrap, ensure_topics
 from app.settings import Settings
 from app.schemas.vectors import encode_vector
 
+log = logging.getLogger(__name__)
 CHUNK = 5_000  # events per produce call
 
 
@@ -213,9 +215,12 @@ async def settle(stack, ledger: Ledger, topics: Iterable[str] = ("objects", "tra
             committed = await committed_offsets(stack.settings)
         except Exception:  # noqa: BLE001 - coordinator moving after a fault: ask again
             committed = {}
-        if all(committed.get(tp, 0) >= off for tp, off in end.items()):
+        behind = {f"{tp.topic}-{tp.partition}": (committed.get(tp), off)
+                  for tp, off in end.items() if committed.get(tp, 0) < off}
+        if not behind:
             break
         if time.monotonic() >= deadline:
+            log.warning("not committed after %.0f s, partition: (committed, end): %s", timeout, behind)
             return False
         await asyncio.sleep(0.25)
     return await ledger.drain(max(1.0, deadline - time.monotonic()))

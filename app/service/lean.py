@@ -101,6 +101,7 @@ class Lane:
 
     def __init__(self, limit: int = LANE_RECORDS):
         self.chunks: deque[Chunk] = deque()
+        self.held: list[Chunk] = []  # taken by the lane's task and not yet processed (see labelstream_pending)
         self.size = 0
         self.limit = limit
         self._ready = asyncio.Event()  # set while chunks are queued
@@ -122,13 +123,30 @@ class Lane:
             self._ready.clear()
             await self._ready.wait()
         out = take(self.chunks, n)
+        self.held = out
         self.size -= sum(len(c.records) for c in out)
         self._changed()
         return out
 
-    def labelstream_pending(self) -> list[tuple[Any, int]]:
-        """``(tp, first offset)`` of every queued chunk: what a clear drops (faustfix fix 4 seeks back to it)."""
-        return [(c.tp, c.records[0].offset) for c in self.chunks if c.records]
+    def release(self) -> None:
+        """The taken chunks are processed, or dropped by a check that a seek refetches them."""
+        self.held = []
+
+    def labelstream_pending(self) -> list[tuple[Any, int, int]]:
+        """``(tp, first offset, generation)`` of every chunk not processed yet: what a clear drops
+        (faustfix fix 4 seeks a partition the group never committed back to it).
+
+        The chunks the task holds count too: it takes them before a recovery's seek is settled and
+        then drops them (their position mark is stale), so a seek past them would skip them for good.
+
+        >>> from types import SimpleNamespace as R
+        >>> lane = Lane()
+        >>> lane.chunks.extend([Chunk(3, "a", [R(offset=5), R(offset=6)]), Chunk(3, "a", [R(offset=7)])])
+        >>> _ = asyncio.run(lane.take(2))
+        >>> lane.labelstream_pending()
+        [('a', 5, 3), ('a', 7, 3)]
+        """
+        return [(c.tp, c.records[0].offset, c.generation) for c in (*self.held, *self.chunks) if c.records]
 
     def clear(self) -> None:
         """``FlowControlEvent.clear``: the fetch position is reset, drop what was queued."""
@@ -207,8 +225,11 @@ class Lanes:
                 await ready()
             while True:
                 chunks = await lane.take(batch_size)
-                await self._settled()
-                await self.process(name, handler, chunks)
+                try:
+                    await self._settled()
+                    await self.process(name, handler, chunks)
+                finally:
+                    lane.release()
 
         run.__name__ = run.__qualname__ = f"lane_{name}"
         self.app.task(run)
