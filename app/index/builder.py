@@ -324,11 +324,14 @@ class Builder:
                 raise
             with self.lock:
                 self.pending -= pending_at
-                self.building = False
                 self.candidate = None  # superseded; its files go below
                 ix.install(version, forest, cap.rows, cap.end, snap)
-            if ix.data_dir is not None:
-                files.remove_stale(ix.data_dir, ix.name, version)
+            try:
+                if ix.data_dir is not None:
+                    files.remove_stale(ix.data_dir, ix.name, version)
+            finally:
+                with self.lock:  # only now: wait_idle means the older versions' files are gone too
+                    self.building = False
             log.info("%s: built v%d over %d examples", ix.name, version, cap.rows.size)
             return version
 

@@ -1,4 +1,5 @@
 """Live index: overlay semantics, Annoy path, versioned files, reload, filters, manager."""
+import time
 import threading
 
 import numpy as np
@@ -196,6 +197,26 @@ def test_reload_with_a_changed_set_rebuilds(tmp_path):
     assert ix2.version == 2 and ix2.overlay_size == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["R.p.v2.ann", "R.p.v2.npz"]
     ix2.close()
+
+
+def test_idle_means_the_older_versions_files_are_gone(tmp_path, monkeypatch):
+    # The removal of the superseded files runs after the new version is installed; a slow disk
+    # (CI once) let wait_idle return in between. Slowed down here, it must still be covered.
+    remove = files.remove_stale
+
+    def slow_remove(*args, **kwargs):
+        time.sleep(0.3)
+        return remove(*args, **kwargs)
+
+    x, labels = data(120)
+    ix = LiveIndex(DIM, exact_threshold=50, data_dir=tmp_path, name="S.p", rebuild_quiet_seconds=0.05)
+    fill(ix, x[:100], labels[:100])
+    assert ix.wait_idle(30) and ix.version == 1
+    monkeypatch.setattr(files, "remove_stale", slow_remove)
+    fill(ix, x[100:], labels[100:])
+    assert ix.wait_idle(30) and ix.version == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["S.p.v2.ann", "S.p.v2.npz"]
+    ix.close()
 
 
 def test_training_set_where_on_annoy_path(annoy_index, monkeypatch):
