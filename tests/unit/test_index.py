@@ -1,6 +1,6 @@
 """Live index: overlay semantics, Annoy path, versioned files, reload, filters, manager."""
-import time
 import threading
+import time
 
 import numpy as np
 import pytest
