@@ -26,7 +26,9 @@ fixes -- and only changes how their records reach the step:
   queues (revocation, recovery done) it clears the lanes too. A batch is checked when it is
   taken: flow active, same generation as when it was fetched, partition still assigned, and
   its fetch position not moved by a seek since (:func:`mark`); otherwise it is dropped unacked (the seek to
-  the committed offsets, which cannot have passed an unacked record, fetches it again). The
+  the committed offsets, which cannot have passed an unacked record, fetches it again; for a partition
+  the group never committed, faustfix's fix 4 seeks back to the lowest offset a clear threw away, and
+  the chunks the task holds while it waits for that seek count as thrown away: ``Lane.held``). The
   last check also spares the duplicates Faust's own path makes at start-up: faustfix's seek
   after recovery used to send a whole fetched backlog through the step twice. A
   batch being processed holds a token in ``Consumer._unacked_messages``, so a revocation's
