@@ -6,7 +6,9 @@ against the same real broker, on fresh topics of the same partitions, with the s
 ``lean`` (the same Faust app, its topic delivered in fetched batches as Labelstream's hot
 topics are: app/service/lean.py; all three in bench/forwarders.py) and ``labelstream`` (a real
 ``labelstream worker``); ``--services ... labelstream-agents`` adds a worker whose hot topics go
-through plain Faust agents (``LABELSTREAM_LEAN=0``). Per service:
+through plain Faust agents (``LABELSTREAM_LEAN=0``), ``labelstream-x2`` two workers in one group (one
+interpreter per core; their events are produced once both are in the group, so this process's producer
+runs during their window, and CPU and RSS are the two workers' sums). Per service:
 
 - **events/s**: ``--events`` events are produced before the service starts; the rate runs from
   the first output's arrival at this reader to the N-th (start-up and group join excluded);
@@ -30,6 +32,7 @@ import logging
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -62,7 +65,10 @@ PARTITIONS = 8
 MAX_BYTES = 16 * 1024 * 1024
 #: Labelstream workers under test and their environment: ``labelstream-agents`` consumes the hot
 #: topics with plain Faust agents (``take_events``) instead of app/service/lean.py, for comparison.
-LABELSTREAM = {"labelstream": {}, "labelstream-agents": {"LABELSTREAM_LEAN": "0"}}
+LABELSTREAM = {"labelstream": {}, "labelstream-agents": {"LABELSTREAM_LEAN": "0"}, "labelstream-x2": {}}
+#: Services run as several worker processes in one consumer group (one interpreter per core: how a
+#: Faust service scales on one machine); their events are produced once every worker is in the group.
+PROCESSES = {"labelstream-x2": 2}
 #: events per workload at --scale 1, chosen so one run takes a few minutes on 2 cores
 EVENTS = {"knn-small": 20_000, "zeroshot": 10_000, "media": 600, "knn-large": 10_000}
 #: A worker's log line for a kNN index over a whole set: built (group 1: its examples) or a snapshot adopted.
@@ -106,6 +112,7 @@ class Reader:
         self.values: dict[bytes, bytes] = {}  # kept only when keep_values (recall check)
         self.keep_values = False
         self.pid: int | None = None
+        self.pids: list[int] = []  # every process of the service (CPU summed); default [pid]
         self.done = asyncio.Event()
         self.on_first = self.on_nth = lambda: None  # the profiler's start and stop (--profile)
 
@@ -132,7 +139,7 @@ class Reader:
                             self.values[r.key] = r.value
                 if not got:
                     continue
-                cpu = measure.cpu_seconds(self.pid) if self.pid else float("nan")
+                cpu = self.cpu()
                 if self.first is None:
                     self.first = (now, got, cpu)
                     self.on_first()
@@ -145,18 +152,27 @@ class Reader:
             await consumer.stop()
 
 
+    def cpu(self) -> float:
+        """CPU seconds the service's processes have used so far."""
+        pids = self.pids or ([self.pid] if self.pid else [])
+        return sum(measure.cpu_seconds(p) for p in pids) if pids else float("nan")
+
+
 class Service:
-    """One service under test as a child process: a forwarder or a real worker."""
+    """One service under test as child processes: a forwarder or real workers (``PROCESSES``)."""
 
     def __init__(self, kind: str, settings: Settings, env: dict, workdir: Path, topic: str):
         self.kind = kind
         log = workdir / f"{kind}.log"
         if kind in LABELSTREAM:
-            self.worker: WorkerProcess | None = WorkerProcess({**env, "LABELSTREAM_DATA_DIR": str(workdir),
-                                                                **LABELSTREAM[kind]}, log)
+            n = PROCESSES.get(kind, 1)
+            dirs = [workdir] if n == 1 else [_copy_data(workdir, workdir / f"w{i}") for i in range(n)]
+            self.workers = [WorkerProcess({**env, "LABELSTREAM_DATA_DIR": str(d), **LABELSTREAM[kind]},
+                                          log if n == 1 else workdir / f"{kind}-{i}.log") for i, d in enumerate(dirs)]
+            self.worker: WorkerProcess | None = self.workers[0]
             self.proc = None
         else:
-            self.worker = None
+            self.worker, self.workers = None, []
             self.env = {**os.environ, "BENCH_BROKER": settings.broker, "BENCH_IN": settings.topic(topic),
                         "BENCH_OUT": settings.topic("results"), "BENCH_GROUP": settings.app_id,
                         "BENCH_DATADIR": str(workdir / "faust")}
@@ -164,7 +180,8 @@ class Service:
 
     def start(self) -> int:
         if self.worker:
-            self.worker.start()
+            for w in self.workers:
+                w.start()
             assert self.worker.proc
             return self.worker.proc.pid
         self.proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "forwarders.py"), self.kind], env=self.env,
@@ -172,12 +189,17 @@ class Service:
                                      stdin=subprocess.DEVNULL)
         return self.proc.pid
 
+    @property
+    def pids(self) -> list[int]:
+        return [w.proc.pid for w in self.workers if w.proc] if self.worker else [self.proc.pid] if self.proc else []
+
     def alive(self) -> bool:
-        return self.worker.alive if self.worker else bool(self.proc and self.proc.poll() is None)
+        return all(w.alive for w in self.workers) if self.worker else bool(self.proc and self.proc.poll() is None)
 
     def stop(self) -> None:
         if self.worker:
-            self.worker.stop()
+            for w in self.workers:
+                w.stop()
         elif self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -189,6 +211,24 @@ class Service:
     def tail(self) -> str:
         path = self.worker.log_path if self.worker else self.log
         return "\n".join(path.read_text(errors="replace").splitlines()[-15:])
+
+
+def _copy_data(src: Path, dst: Path) -> Path:
+    """A worker's own data dir, seeded with what the training worker left (its index snapshots)."""
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.log", "w[0-9]*"))
+    return dst
+
+
+async def group_members(settings: Settings) -> int:
+    """Members of the service's consumer group with partitions assigned, when the group is stable."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap(settings.broker))
+    await admin.start()
+    try:
+        (group,) = await admin.describe_consumer_groups([settings.app_id])
+        _, _, state, _, _, members, *_ = group.groups[0] if hasattr(group, "groups") else group
+        return len(members) if state == "Stable" else 0
+    finally:
+        await admin.close()
 
 
 def fresh(broker: str, tag: str) -> tuple[Settings, dict]:
@@ -279,14 +319,26 @@ async def run_one(broker: str, w: Workload, kind: str, n: int, latency_seconds: 
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
         if kind in LABELSTREAM:
             await load_training(w, env, settings, Path(tmp), timeout)
-        await produce(w.topic, w.events(n, "tp"), settings)
+        several = PROCESSES.get(kind, 1) > 1
+        if not several:
+            await produce(w.topic, w.events(n, "tp"), settings)
         svc = Service(kind, settings, env, Path(tmp), w.topic)
         reader.pid = svc.start()
+        reader.pids = svc.pids
         if profile and kind in profile_kinds:
             out = f"{profile}-{w.name}-{kind}.txt"
             reader.on_first, reader.on_nth = throughput.profiler(reader.pid, out)
         task = asyncio.create_task(reader.run())
         try:
+            if several:  # all in the group before any event: a rebalance mid-run would be measured
+                for wp in svc.workers:
+                    await asyncio.to_thread(wp.wait_ready, timeout, len(w.training))
+                deadline = time.monotonic() + timeout
+                while await group_members(settings) != len(svc.workers):
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"{kind}: the group never settled with {len(svc.workers)} members")
+                    await asyncio.sleep(0.5)
+                await produce(w.topic, w.events(n, "tp"), settings)
             deadline = time.monotonic() + timeout
             last, last_seen = time.monotonic(), 0
             while not reader.done.is_set():
@@ -317,7 +369,7 @@ async def run_one(broker: str, w: Workload, kind: str, n: int, latency_seconds: 
             lat, row.lat_missing = measure.latencies(sent, reader.arrived)
             p50, p95, p99 = measure.percentiles(lat)
             row.lat = (p50, p95, p99)
-            row.rss = measure.peak_rss(reader.pid)
+            row.rss = sum(measure.peak_rss(p) for p in svc.pids)
             dead = await dead_letters(settings)
             if dead:  # a benchmark of rejected events would measure the wrong thing: say so
                 row.note = "; ".join(filter(None, [row.note, f"{dead:,} dead letters"]))
