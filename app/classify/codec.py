@@ -20,6 +20,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from app.schemas.deadletter import REASONS
+from app.schemas.results import ResultDoc
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -111,6 +112,8 @@ def dumps(obj: Any) -> bytes:
     >>> dumps(TaxonomyRef(name="tone", version=2))
     b'{"name":"tone","version":2}'
     """
+    if type(obj) is ResultDoc:  # already plain data, in the schema's key order
+        return orjson.dumps(obj.doc, option=orjson.OPT_SERIALIZE_NUMPY)
     if isinstance(obj, BaseModel):
         try:
             return orjson.dumps(_plain(obj), option=orjson.OPT_SERIALIZE_NUMPY)

@@ -69,7 +69,7 @@ def media_step(state: ModelState, record: Record, read_assembly: Read, read_cach
                 stored = mediastore.store_writes(item, partitions=partitions, now=now)
             job = engine.prepare(state, item, packed)
             computed = engine.classify(job, {k: read_cache(k) for k in job.cache_keys}, now)
-            out = Outcome(results=computed.results, encoded=computed.encoded, encoded_hits=[],
+            out = Outcome(results=list(computed.results), encoded=computed.encoded, encoded_hits=[],
                           writes=[TableWrite(CACHE, k, v) for k, v in computed.cache_writes.items()])
     except Rejected as r:
         # media of an index published on the training topic (``index:<id>``) is classified on request:

@@ -38,7 +38,7 @@ from app.core.vectorizers import VectorizerError
 from app.index.store import DimensionError
 from app.schemas.deadletter import Source
 from app.schemas.objects import ObjectEvent
-from app.schemas.results import ModerationHit, Result
+from app.schemas.results import ModerationHit, Result, ResultDoc
 from app.schemas.vectors import encode_vector
 
 STORED_OBJECTS = "stored-objects"
@@ -54,9 +54,9 @@ class Item:
         return self.vectors[space]
 
 
-# A method classifies rows of one classifier; one (Result | Rejected, hits) per item.
+# A method classifies rows of one classifier; one (ResultDoc | Rejected, hits) per item.
 Method = Callable[[ModelState, Snapshot, Classifier, list[Item], np.ndarray],
-                  list[tuple[Result | Rejected, list[ModerationHit]]]]
+                  list[tuple[ResultDoc | Rejected, list[ModerationHit]]]]
 
 
 def objects_step(state: ModelState, records: Sequence[Record], snap: Snapshot | None = None) -> list[Outcome]:
@@ -156,7 +156,7 @@ def _run_group(state: ModelState, snap: Snapshot, c: Classifier, space: str, gro
             outcomes[i].fail(_as_rejection(e))
 
 
-def _collect(group: list[int], produced: list[tuple[Result | Rejected, list[ModerationHit]]],
+def _collect(group: list[int], produced: list[tuple[ResultDoc | Rejected, list[ModerationHit]]],
              outcomes: list[Outcome]) -> None:
     for i, (result, hits) in zip(group, produced, strict=True):
         if outcomes[i].rejected:
@@ -258,31 +258,31 @@ def _base(item: Item, c: Classifier) -> dict:
                 class_=item.event.class_, classifier=c.name, method=c.spec.type, event_time=ts, source=item.source)
 
 
-def _skipped(item: Item, snap: Snapshot) -> Result:
+def _skipped(item: Item, snap: Snapshot) -> ResultDoc:
     """Every sourceWhere left the object out, or its class is declared without a classifier."""
     why = ("no classifier's sourceWhere matched the object" if snap.classifiers_by_class.get(item.event.class_)
            else f"class {item.event.class_!r} is declared but has no classifier: the object is stored for jobs")
-    return Result(result_id=f"{item.event.id}/-", item_id=item.event.id, class_=item.event.class_, classifier="",
-                  method="knn", labels={}, detail={"skipped": why},
-                  event_time=item.source.timestamp, source=item.source)
+    return ResultDoc(result_id=f"{item.event.id}/-", item_id=item.event.id, class_=item.event.class_, classifier="",
+                     method="knn", labels={}, detail={"skipped": why},
+                     event_time=item.source.timestamp, source=item.source)
 
 
 def run_knn(state: ModelState, snap: Snapshot, c: Classifier, items: list[Item], q: np.ndarray):
-    """One ``(Result, moderation hits)`` per item (kNN has no policies)."""
+    """One ``(ResultDoc, moderation hits)`` per item (kNN has no policies)."""
     k, metric = c.spec.settings.k, c.spec.settings.distance
     per_prop = {}
     for p in c.spec.classifyProperties:
         index = state.indexes.get(c.spec.class_, p, metric)
         per_prop[p] = classify_batch(q, index, k, c.training_where)
-    out: list[tuple[Result | Rejected, list[ModerationHit]]] = []
+    out: list[tuple[ResultDoc | Rejected, list[ModerationHit]]] = []
     for row, item in enumerate(items):
         labels, conf, versions, detail = {}, {}, {}, {}
         for p, outs in per_prop.items():
             o = outs[row]
             labels[p], conf[p], versions[p] = o.label, o.confidence, o.index_version
             detail[p] = {"meta": o.meta, "neighbours": o.neighbours}
-        out.append((Result(**_base(item, c), labels=labels, confidence=conf, index_version=versions,
-                           detail={"knn": detail, "settings": {"k": k, "distance": metric}}), []))
+        out.append((ResultDoc(**_base(item, c), labels=labels, confidence=conf, index_version=versions,
+                              detail={"knn": detail, "settings": {"k": k, "distance": metric}}), []))
     return out
 
 
@@ -290,7 +290,7 @@ def _run_zeroshot(state: ModelState, snap: Snapshot, c: Classifier, items: list[
     return run_zeroshot(snap, c, items, q, _base)
 
 
-def stored(item: Item, results: list[Result], at: int) -> bytes:
+def stored(item: Item, results: Sequence[Result | ResultDoc], at: int) -> bytes:
     """The stored-objects value: when it was stored (ms), the object (vector as base64) and its
     latest labels per classifier."""
     obj = item.event.model_dump(mode="json", by_alias=True, exclude={"vector"})

@@ -25,7 +25,7 @@ from typing import Any
 
 from app.classify.codec import Rejected, dumps, internal_error
 from app.schemas.deadletter import Source
-from app.schemas.results import ModerationHit, Result
+from app.schemas.results import ModerationHit, Result, ResultDoc
 
 __all__ = ["Record", "TableWrite", "Outcome", "Rejected"]
 
@@ -80,7 +80,7 @@ class Outcome:
     discarded media assembly is cleaned up even though the item is dead-lettered).
     """
 
-    results: list[Result] = field(default_factory=list)
+    results: list[Result | ResultDoc] = field(default_factory=list)  # ResultDoc: the hot path's plain form
     hits: list[ModerationHit] = field(default_factory=list)
     rejected: Rejected | None = None
     writes: list[TableWrite] = field(default_factory=list)

@@ -25,7 +25,7 @@ from app.classify.codec import Rejected
 from app.classify.state import Classifier, Snapshot
 from app.core.zeroshot import (best_paths, decide, model_output, multi_head_output, score, top_classes,
                                weaviate_zeroshot)
-from app.schemas.results import ModerationHit, Result, TaxonomyRef
+from app.schemas.results import ModerationHit, ResultDoc, TaxonomyRef, taxonomy_refs
 
 
 def taxonomy_vectorizer(snap: Snapshot, c: Classifier) -> str:
@@ -44,7 +44,7 @@ def taxonomy_vectorizer(snap: Snapshot, c: Classifier) -> str:
 
 
 def run_zeroshot(snap: Snapshot, c: Classifier, items: Sequence[Any], q: np.ndarray,
-                 base: Callable[[Any, Classifier], dict[str, Any]]) -> list[tuple[Result | Rejected, list[ModerationHit]]]:
+                 base: Callable[[Any, Classifier], dict[str, Any]]) -> list[tuple[ResultDoc | Rejected, list[ModerationHit]]]:
     """Score the rows ``q`` (one per item, already in the taxonomies' space) against every taxonomy of ``c``."""
     spec = c.spec
     missing = [t for t in spec.taxonomies if t not in snap.taxonomies]
@@ -61,8 +61,8 @@ def run_zeroshot(snap: Snapshot, c: Classifier, items: Sequence[Any], q: np.ndar
     # classifyProperties[i] from taxonomies[i], or all from the only one (the schema refuses other counts)
     prop_tax = {p: spec.taxonomies[i if len(spec.taxonomies) > 1 else 0] for i, p in enumerate(spec.classifyProperties)}
     nearest_by_prop = {p: weaviate_zeroshot(per_tax[t][1], [p], c.target_where) for p, t in prop_tax.items()}
-    refs = [TaxonomyRef(name=t, version=v[0].version) for t, v in per_tax.items()]  # one per batch, shared
-    out: list[tuple[Result | Rejected, list[ModerationHit]]] = []
+    refs = taxonomy_refs([TaxonomyRef(name=t, version=v[0].version) for t, v in per_tax.items()])  # one per batch
+    out: list[tuple[ResultDoc | Rejected, list[ModerationHit]]] = []
     for row, item in enumerate(items):
         labels, conf, zs = {}, {}, {}
         for p in spec.classifyProperties:
@@ -82,9 +82,7 @@ def run_zeroshot(snap: Snapshot, c: Classifier, items: Sequence[Any], q: np.ndar
             detail["models"] = models
         detail["heads" if "heads" in full else "top"] = heads
         detail.update(paths=paths, policy=policy)
-        res = Result(**base(item, c), labels=labels, confidence=conf,
-                     taxonomies=refs,
-                     detail=detail)
+        res = ResultDoc(**base(item, c), labels=labels, confidence=conf, taxonomies=refs, detail=detail)
         out.append((res, hits))
     return out
 

@@ -52,3 +52,73 @@ class ModerationHit(BaseModel):
     score: float
     scores: dict[str, float]
     source: Source
+
+
+class ResultDoc:
+    """A :class:`Result` built as plain data: the form the kNN and zero-shot steps emit.
+
+    Constructing a ``Result`` validates every field, and serializing it walks the model again:
+    about 17 us a result on this machine, more than a kNN query over a small index costs
+    (``bench/RESULTS.md``, issue 10). The steps make values of the schema's types themselves, so they
+    build the JSON document directly: ``Result``'s keys (aliases) in its field order, so ``dumps``
+    gives the very bytes ``dumps(Result(...))`` would. ``Result`` stays the contract:
+    ``tests/unit/test_resultdoc.py`` holds the two forms to the same bytes on real step outputs and
+    validates every document as a ``Result``. The attributes the sink, the stored object and jobs
+    read are views of the document (``detail`` is the document's own dict: a job adds to it).
+
+    >>> from app.schemas.deadletter import Source
+    >>> r = ResultDoc(result_id="a/c", item_id="a", class_="C", classifier="c", method="knn",
+    ...               labels={"p": "x"}, source=Source(topic="t", partition=0, offset=7))
+    >>> r.item_id, r.method, Result.model_validate(r.doc).labels
+    ('a', 'knn', {'p': 'x'})
+    """
+
+    __slots__ = ("doc",)
+
+    def __init__(self, *, result_id: str, item_id: str, class_: str, classifier: str, method: str,
+                 labels: dict[str, str | None], source: Source, item_kind: str = "object",
+                 confidence: dict[str, float] | None = None, index_version: dict[str, int] | None = None,
+                 taxonomies: list[dict[str, Any]] | None = None, detail: dict[str, Any] | None = None,
+                 from_cache: bool = False, event_time: int | None = None):
+        self.doc: dict[str, Any] = {
+            "result_id": result_id, "item_id": item_id, "item_kind": item_kind, "class": class_,
+            "classifier": classifier, "method": method, "labels": labels,
+            "confidence": {} if confidence is None else confidence,
+            "index_version": {} if index_version is None else index_version,
+            "taxonomies": [] if taxonomies is None else taxonomies,
+            "detail": {} if detail is None else detail, "from_cache": from_cache, "event_time": event_time,
+            "source": {"topic": source.topic, "partition": source.partition, "offset": source.offset,
+                       "timestamp": source.timestamp}}
+
+    @property
+    def result_id(self) -> str:
+        return self.doc["result_id"]
+
+    @property
+    def item_id(self) -> str:
+        return self.doc["item_id"]
+
+    @property
+    def classifier(self) -> str:
+        return self.doc["classifier"]
+
+    @property
+    def method(self) -> str:
+        return self.doc["method"]
+
+    @property
+    def labels(self) -> dict[str, str | None]:
+        return self.doc["labels"]
+
+    @property
+    def confidence(self) -> dict[str, float]:
+        return self.doc["confidence"]
+
+    @property
+    def detail(self) -> dict[str, Any]:
+        return self.doc["detail"]
+
+
+def taxonomy_refs(refs: list[TaxonomyRef]) -> list[dict[str, Any]]:
+    """``Result.taxonomies`` as plain data (one list per batch, shared by its documents)."""
+    return [{"name": r.name, "version": r.version} for r in refs]

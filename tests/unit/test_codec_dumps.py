@@ -15,13 +15,16 @@ from app.classify.codec import dumps
 from app.classify.objects import objects_step
 from app.schemas.deadletter import Source
 from app.schemas.objects import ObjectEvent
-from app.schemas.results import ModerationHit, Result, TaxonomyRef
+from app.schemas.results import ModerationHit, Result, ResultDoc, TaxonomyRef
 from app.service.runtime import _encoded
 from tests.unit.test_encoded_outputs import _zeroshot_with_policy
 from tests.unit.test_steps import knn, obj, rec, state, train  # noqa: F401 - `state` is a fixture
 
 
-def reference(m: BaseModel) -> bytes:
+def reference(m: BaseModel | ResultDoc) -> bytes:
+    """pydantic's own bytes; a ``ResultDoc`` (plain data) is validated as the ``Result`` it stands for first."""
+    if isinstance(m, ResultDoc):
+        m = Result.model_validate(m.doc)
     return orjson.dumps(m.model_dump(mode="json", by_alias=True, exclude_none=False),
                         option=orjson.OPT_SERIALIZE_NUMPY)
 

@@ -1,5 +1,6 @@
 """The bytes made in the classify pool are the contract: they validate against ``Result`` /
-``ModerationHit``, equal ``dumps`` of the models (what the sink used to send), and are the
+``ModerationHit``, equal ``dumps`` of the models (what the sink used to send; the steps build
+results as ``ResultDoc``, plain data validated here as the ``Result`` it stands for), and are the
 same for a redelivery of the same record."""
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def test_encoded_results_and_hits_validate_and_equal_the_models(state):
         assert out.encoded == [dumps(r) for r in out.results]
         assert out.encoded_hits == [dumps(h) for h in out.hits]
         for body, r in zip(out.encoded, out.results, strict=True):
-            assert Result.model_validate_json(body) == r
+            assert Result.model_validate_json(body) == Result.model_validate(r.doc)
         for body, h in zip(out.encoded_hits or [], out.hits, strict=True):
             assert ModerationHit.model_validate_json(body) == h
     again = _encoded(objects_step, state, batch, state.snapshot())
