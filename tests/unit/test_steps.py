@@ -14,6 +14,8 @@ from app.classify.outcome import Record
 from app.classify.state import ModelState
 from app.classify.training import training_step
 from app.schemas.deadletter import Source
+from app.schemas.objects import ObjectEvent
+from app.schemas.vectors import encode_vector
 from app.settings import Settings
 
 
@@ -191,3 +193,23 @@ def test_only_the_text_over_the_limit_is_refused(tmp_path):
         assert outs[1].rejected.reason == "text_too_long"
     finally:
         s.close()
+
+
+def test_the_stored_object_is_the_events_json_dump_without_its_vector(state):
+    """``stored`` builds the object field by field: the bytes of pydantic's ``model_dump`` (which it replaced)."""
+    train(state, knn(), {"record": "class", "class": "Note", "properties": []},
+          {"record": "example", "id": "e1", "class": "Article", "vector": [1.0, 0.0], "labels": {"topic": "sport"}})
+    events = [obj(0, [1.0, 0.25], properties={"a": [1, {"b": None}], "ü": "ß\u2028", "n": 2**62, "f": 1e-300},
+                  text="hé"),
+              obj(1, [0.5, 0.5]),
+              {"id": "o2", "class": "Note", "text": "only text", "properties": {"x": True, "y": [], "z": {}}},
+              {"id": "o3", "class": "Note", "vector": "AACAPwAAAEA=", "ignored": 1}]
+    outs = objects_step(state, [rec(e, offset=i) for i, e in enumerate(events)])
+    assert [o.rejected for o in outs] == [None] * 4
+    for e, out in zip(events, outs, strict=True):
+        (write,) = out.writes
+        event = ObjectEvent.model_validate(e)
+        want = event.model_dump(mode="json", by_alias=True, exclude={"vector"})
+        if event.vector is not None:
+            want["vector"] = encode_vector(event.vector)
+        assert orjson.dumps(orjson.loads(write.value)["object"]) == orjson.dumps(want)
