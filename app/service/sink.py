@@ -128,19 +128,20 @@ class Sink:
         out.add(topic, w.key, w.value, partition=partition_of(w.key, table.partitions))
 
     def _submitted(self, sent: Sent) -> None:
-        for fut in sent.futures:
+        for fut, _ in sent.batches:  # one callback per producer batch, not per record (app/service/produce.py)
             fut.add_done_callback(self._delivered)
         table = self._changelogs.get(sent.topic)
-        if table is not None and sent.futures:
+        if table is not None and sent.batches:
             tp = TP(sent.topic, sent.partition)
-            sent.futures[-1].add_done_callback(lambda f: self._logged(table, tp, f))
+            last, place = sent.batches[-1]
+            last.add_done_callback(lambda f: self._logged(table, tp, f, place))
 
-    def _logged(self, table: Any, tp: TP, fut: asyncio.Future) -> None:
+    def _logged(self, table: Any, tp: TP, fut: asyncio.Future, place: int) -> None:
         # What Faust's Table._on_changelog_sent does (at-least-once): RocksDB remembers the
         # offset its data reaches, so recovery replays only what came after it. (A failure
         # is seen by _delivered: a changelog record lost is table state lost, it stops the commits.)
         if not fut.cancelled() and fut.exception() is None:
-            table.data.set_persisted_offset(tp, fut.result().offset)
+            table.data.set_persisted_offset(tp, Sent.last_offset(fut, place))
 
     async def _queue_unsent(self, out: Outbox) -> None:
         while self._unsent:
