@@ -465,7 +465,10 @@ def main() -> int:
         "reading the same pre-produced events; events/s from the first output to the N-th as read here; "
         "latency = send call → result read here, with a producer paced at "
         f"{a.paced_fraction:.0%} of the measured rate for {a.latency_seconds:g} s; CPU = the service process's utime+stime over the events/s window; "
-        "peak RSS = its VmHWM. vs raw = the raw aiokafka service on the same payloads.",
+        "peak RSS = its VmHWM. vs raw = the raw aiokafka service on the same payloads."
+        + ("".join(f" {k}: {n} workers in one group, their events produced once all were in it (this process's "
+                   "producer runs during their window), CPU and RSS summed over the workers."
+                   for k, n in PROCESSES.items() if k in a.services)),
         f"Machine: {machine()}; load average before the run {load_before[0]:.2f} / {load_before[1]:.2f} / "
         f"{load_before[2]:.2f} (1/5/15 min; broker, services and this reader share the CPUs with anything else "
         f"running), after {os.getloadavg()[0]:.2f}. {versions()}. Wall time {wall:.0f} s.",
