@@ -151,7 +151,6 @@ class Reader:
         finally:
             await consumer.stop()
 
-
     def cpu(self) -> float:
         """CPU seconds the service's processes have used so far."""
         pids = self.pids or ([self.pid] if self.pid else [])
@@ -169,14 +168,18 @@ class Service:
             dirs = [workdir] if n == 1 else [_copy_data(workdir, workdir / f"w{i}") for i in range(n)]
             self.workers = [WorkerProcess({**env, "LABELSTREAM_DATA_DIR": str(d), **LABELSTREAM[kind]},
                                           log if n == 1 else workdir / f"{kind}-{i}.log") for i, d in enumerate(dirs)]
-            self.worker: WorkerProcess | None = self.workers[0]
             self.proc = None
         else:
-            self.worker, self.workers = None, []
+            self.workers = []
             self.env = {**os.environ, "BENCH_BROKER": settings.broker, "BENCH_IN": settings.topic(topic),
                         "BENCH_OUT": settings.topic("results"), "BENCH_GROUP": settings.app_id,
                         "BENCH_DATADIR": str(workdir / "faust")}
             self.log = log
+
+    @property
+    def worker(self) -> WorkerProcess | None:
+        """The (first) worker; None for a forwarder."""
+        return self.workers[0] if self.workers else None
 
     def start(self) -> int:
         if self.worker:
@@ -224,8 +227,8 @@ async def group_members(settings: Settings) -> int:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap(settings.broker))
     await admin.start()
     try:
-        (group,) = await admin.describe_consumer_groups([settings.app_id])
-        _, _, state, _, _, members, *_ = group.groups[0] if hasattr(group, "groups") else group
+        (response,) = await admin.describe_consumer_groups([settings.app_id])
+        _, _, state, _, _, members, *_ = response.groups[0]
         return len(members) if state == "Stable" else 0
     finally:
         await admin.close()

@@ -25,7 +25,7 @@ from app.classify.codec import Rejected
 from app.classify.state import Classifier, Snapshot
 from app.core.zeroshot import (best_paths, decide, model_output, multi_head_output, score, top_classes,
                                weaviate_zeroshot)
-from app.schemas.results import ModerationHit, ResultDoc, TaxonomyRef, taxonomy_refs
+from app.schemas.results import ModerationHit, ResultDoc, TaxonomyRef
 
 
 def taxonomy_vectorizer(snap: Snapshot, c: Classifier) -> str:
@@ -61,7 +61,7 @@ def run_zeroshot(snap: Snapshot, c: Classifier, items: Sequence[Any], q: np.ndar
     # classifyProperties[i] from taxonomies[i], or all from the only one (the schema refuses other counts)
     prop_tax = {p: spec.taxonomies[i if len(spec.taxonomies) > 1 else 0] for i, p in enumerate(spec.classifyProperties)}
     nearest_by_prop = {p: weaviate_zeroshot(per_tax[t][1], [p], c.target_where) for p, t in prop_tax.items()}
-    refs = taxonomy_refs([TaxonomyRef(name=t, version=v[0].version) for t, v in per_tax.items()])  # one per batch
+    refs = [{"name": t, "version": v[0].version} for t, v in per_tax.items()]  # Result.taxonomies, one list per batch
     out: list[tuple[ResultDoc | Rejected, list[ModerationHit]]] = []
     for row, item in enumerate(items):
         labels, conf, zs = {}, {}, {}

@@ -117,8 +117,3 @@ class ResultDoc:
     @property
     def detail(self) -> dict[str, Any]:
         return self.doc["detail"]
-
-
-def taxonomy_refs(refs: list[TaxonomyRef]) -> list[dict[str, Any]]:
-    """``Result.taxonomies`` as plain data (one list per batch, shared by its documents)."""
-    return [{"name": r.name, "version": r.version} for r in refs]
