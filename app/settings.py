@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     classify_threads: int = Field(2, ge=1)
     fetch_batch_wait_ms: int = Field(10, ge=0, le=1000, description="while records flow, the broker holds a fetch "
                                      "this long for fuller batches (app/service/fetchpace.py); 0: Faust's fixed settings")
+    fetch_sessions: bool = Field(True, description="the worker's consumer fetches in incremental fetch sessions "
+                                 "(Kafka's KIP-227: only changed partitions on the wire; app/service/fetchsession.py)")
 
     # limits on input (violations are dead-lettered with a reason)
     max_payload_bytes: int = 8 * 1024 * 1024

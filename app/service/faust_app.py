@@ -56,7 +56,8 @@ def make_app(settings: Settings) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
     )
-    fetchpace.apply(app, settings.fetch_batch_wait_ms)  # fuller fetches under load, Faust's long poll when idle
+    fetchpace.apply(app, settings.fetch_batch_wait_ms, settings.fetch_sessions)  # fuller fetches under load, long polls
+    # when idle, and each fetch names only the partitions that changed
     app.on_after_configured.connect(_quiet)
     return app
 

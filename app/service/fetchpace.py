@@ -21,6 +21,8 @@ So a record waits at most ``fetch_batch_wait_ms`` more on the broker while recor
 when they start flowing again (an idle fetch answers at the first byte), and an idle worker polls
 as before. ``fetch_batch_wait_ms=0`` keeps Faust's fixed settings.
 
+The same hook gives the worker consumer incremental fetch sessions (``app/service/fetchsession.py``).
+
 Only Faust's worker consumer is paced (``AIOKafkaConsumerThread._create_worker_consumer``); the
 replicas and other aiokafka consumers in the process keep their own settings.
 """
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.service import fetchsession
 from app.service.metrics import FETCH_FLOWING, FETCH_SWITCHES
 
 FLOW_MIN_BYTES = 64 * 1024  # enough for 30-300 events; the wait, not the bytes, ends most fetches at 1-2k/s
@@ -100,13 +103,17 @@ def _pacing_worker_consumer(create: Any) -> Any:
     def create_worker_consumer(self: Any, transport: Any) -> Any:
         consumer = create(self, transport)
         wait_ms = getattr(self.app, "_labelstream_fetch_batch_wait_ms", 0)
-        if wait_ms <= 0:
+        sessions = getattr(self.app, "_labelstream_fetch_sessions", False)
+        if wait_ms <= 0 and not sessions:
             return consumer
         start = consumer.start
 
         async def start_paced() -> None:
             await start()  # the fetcher (and its request loop) exists once start() returns
-            pace(consumer._fetcher, wait_ms)  # noqa: SLF001
+            if sessions:
+                self.app._labelstream_fetch_sessions = fetchsession.attach(consumer)  # noqa: SLF001
+            if wait_ms > 0:
+                pace(consumer._fetcher, wait_ms)  # noqa: SLF001
 
         consumer.start = start_paced
         return consumer
@@ -114,10 +121,12 @@ def _pacing_worker_consumer(create: Any) -> Any:
     return create_worker_consumer
 
 
-def apply(app: Any, flow_wait_ms: int) -> None:
-    """Pace ``app``'s worker consumer (``flow_wait_ms`` 0: Faust's fixed settings)."""
+def apply(app: Any, flow_wait_ms: int, sessions: bool = True) -> None:
+    """Pace ``app``'s worker consumer (``flow_wait_ms`` 0: Faust's fixed settings) and, with
+    ``sessions``, make its fetches incremental (``app/service/fetchsession.py``)."""
     global _applied
     app._labelstream_fetch_batch_wait_ms = flow_wait_ms  # noqa: SLF001 - read when Faust builds its consumer
+    app._labelstream_fetch_sessions = sessions  # noqa: SLF001 - then the consumer's Sessions
     if _applied:
         return
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread

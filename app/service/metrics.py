@@ -22,6 +22,12 @@ GC_FROZEN = Gauge("labelstream_gc_frozen_objects", "objects moved out of the cyc
 FETCH_FLOWING = Gauge("labelstream_fetch_flowing", "1 while the worker's consumer batches its fetches (records "
                       "flowing), 0 while it long-polls (app/service/fetchpace.py)")
 FETCH_SWITCHES = Counter("labelstream_fetch_pace_switches_total", "switches of the consumer's fetch pacing", ["to"])
+FETCHES = Counter("labelstream_fetches_total", "the worker consumer's fetch requests: full (every partition) or "
+                  "incremental (a fetch session: only changed partitions, app/service/fetchsession.py)", ["kind"])
+FETCH_PARTITIONS = Counter("labelstream_fetch_partitions_total", "partitions the worker consumer fetched (wanted) "
+                           "and those its requests named (sent; the rest were implied by the fetch session)", ["kind"])
+FETCH_SESSION_RESETS = Counter("labelstream_fetch_session_resets_total", "fetch sessions dropped (a failed request, "
+                               "or the broker refused or evicted the session): the next fetch is full")
 BATCH_SECONDS = Histogram("labelstream_batch_seconds", "time to classify one batch", ["agent"],
                           buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5))
 

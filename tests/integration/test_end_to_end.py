@@ -47,6 +47,12 @@ async def test_objects_in_results_out(stack):
     assert metric(text, "labelstream_fetch_flowing") == 0
     assert metric(text, 'labelstream_fetch_pace_switches_total{to="idle"}') >= 1
 
+    # Its fetches ran in a fetch session (app/service/fetchsession.py): after the first full fetch,
+    # requests named only the partitions whose position moved, not all 40 of the worker's.
+    assert metric(text, 'labelstream_fetches_total{kind="incremental"}') > metric(text, 'labelstream_fetches_total{kind="full"}')
+    sent = metric(text, 'labelstream_fetch_partitions_total{kind="sent"}')
+    assert 0 < sent < metric(text, 'labelstream_fetch_partitions_total{kind="wanted"}') / 4
+
 
 def scrape(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
