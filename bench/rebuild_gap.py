@@ -243,8 +243,7 @@ def main() -> int:
              "producer's process), and between their Kafka timestamps (when the worker's sink sent them); latency = send call → result read. Load average at start "
              f"{info['load_start']:.1f}, at the burst {info['load_burst']:.1f}, at the end {info['load_end']:.1f} "
              "(2 CPUs shared by broker, worker, this process and other people's benchmarks).",
-             "", "Command: `.venv/bin/python bench/rebuild_gap.py"
-             + (f" --rate {a.rate:g}" if a.rate != 200 else "") + "`"]
+             "", "Command: `" + " ".join([".venv/bin/python bench/rebuild_gap.py", *sys.argv[1:]]) + "`"]
     body = "\n".join(lines)
     print(body)
     if a.write:
