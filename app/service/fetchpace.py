@@ -111,7 +111,7 @@ def _pacing_worker_consumer(create: Any) -> Any:
         async def start_paced() -> None:
             await start()  # the fetcher (and its request loop) exists once start() returns
             if sessions:
-                self.app._labelstream_fetch_sessions = fetchsession.attach(consumer)  # noqa: SLF001
+                fetchsession.attach(consumer)  # counted in the worker's metrics
             if wait_ms > 0:
                 pace(consumer._fetcher, wait_ms)  # noqa: SLF001
 
@@ -126,7 +126,7 @@ def apply(app: Any, flow_wait_ms: int, sessions: bool = True) -> None:
     ``sessions``, make its fetches incremental (``app/service/fetchsession.py``)."""
     global _applied
     app._labelstream_fetch_batch_wait_ms = flow_wait_ms  # noqa: SLF001 - read when Faust builds its consumer
-    app._labelstream_fetch_sessions = sessions  # noqa: SLF001 - then the consumer's Sessions
+    app._labelstream_fetch_sessions = sessions  # noqa: SLF001
     if _applied:
         return
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
