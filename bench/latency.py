@@ -58,7 +58,7 @@ async def one(broker: str, kind: str, workload: str, rate: float, seconds: float
                 await asyncio.sleep(0.05)
             idle0 = measure.cpu_seconds(reader.pid)
             await asyncio.sleep(IDLE)  # nothing to do: what the worker costs anyway
-            cpu0 = measure.cpu_seconds(reader.pid)
+            cpu0, broker0 = measure.cpu_seconds(reader.pid), broker_cpu()
             idle = (cpu0 - idle0) / IDLE
             spy_start, spy_stop = throughput.profiler(reader.pid, f"{profile}-{workload}-{kind}-{rate:.0f}.txt") \
                 if profile else (lambda: None, lambda: None)
@@ -68,6 +68,7 @@ async def one(broker: str, kind: str, workload: str, rate: float, seconds: float
             while len(reader.arrived) < len(sent) and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
             cpu = measure.cpu_seconds(reader.pid) - cpu0
+            broker = broker_cpu() - broker0 if broker0 is not None else None
             spy_stop()
         finally:
             task.cancel()
@@ -82,8 +83,15 @@ async def one(broker: str, kind: str, workload: str, rate: float, seconds: float
             windows.setdefault(int((at - t0) / 0.5), []).append(reader.arrived[key] - at)
     worst = max(measure.percentile(v, 50) for v in windows.values())
     return [workload, kind, f"{rate:,.0f}", f"{len(sent):,}", f"{p50 * 1000:.0f}", f"{p95 * 1000:.0f}",
-            f"{p99 * 1000:.0f}", f"{worst * 1000:.0f}", f"{cpu / len(sent) * 1000:.3f}", f"{100 * idle:.1f} %",
-            f"{missing}"]
+            f"{p99 * 1000:.0f}", f"{worst * 1000:.0f}", f"{cpu / len(sent) * 1000:.3f}",
+            "-" if broker is None else f"{broker / len(sent) * 1000:.3f}", f"{100 * idle:.1f} %", f"{missing}"]
+
+
+def broker_cpu() -> float | None:
+    """CPU seconds of the local broker this benchmark started (None for a configured one): it serves this
+    process's producer and reader too, the same for every service, so the difference is the worker's fetching."""
+    pid = None if os.environ.get("LABELSTREAM_BROKER") else localkafka.Broker.from_env().pid()
+    return measure.cpu_seconds(pid) if pid else None
 
 
 def main() -> int:
@@ -92,7 +100,8 @@ def main() -> int:
     ap.add_argument("--rates", nargs="+", type=float, default=[1000.0])
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--timeout", type=float, default=300.0)
-    ap.add_argument("--before", metavar="DIR", help="a source tree of another commit: its worker runs first, as labelstream-before")
+    ap.add_argument("--before", metavar="DIR", help="a source tree of another commit: its worker runs first (--before-last: second), as labelstream-before")
+    ap.add_argument("--before-last", action="store_true", help="run the --before tree after this one (order effects)")
     ap.add_argument("--write", action="store_true")
     ap.add_argument("--profile", metavar="PREFIX", help="py-spy each worker over its paced phase: "
                     "PREFIX-<workload>-<service>-<rate>.txt (bench/profile.py reads them)")
@@ -100,7 +109,7 @@ def main() -> int:
     kinds = ["labelstream"]
     if a.before:
         e2e.LABELSTREAM["labelstream-before"] = {"PYTHONSAFEPATH": "1", "PYTHONPATH": str(Path(a.before).resolve())}
-        kinds.insert(0, "labelstream-before")
+        kinds.insert(len(kinds) if a.before_last else 0, "labelstream-before")
     logging.basicConfig(level=logging.ERROR)
     load = os.getloadavg()
     rows = []
@@ -111,12 +120,14 @@ def main() -> int:
                     rows.append(asyncio.run(one(broker, kind, workload, rate, a.seconds, a.timeout, a.profile)))
                     print("| " + " | ".join(rows[-1]) + " |", flush=True)
     body = "\n".join([
-        "| workload | service | paced /s | events | p50 ms | p95 ms | p99 ms | worst 0.5-s p50 ms | worker CPU ms / event | idle worker CPU | missing |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| workload | service | paced /s | events | p50 ms | p95 ms | p99 ms | worst 0.5-s p50 ms | worker CPU ms / event "
+        "| broker CPU ms / event | idle worker CPU | missing |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         *("| " + " | ".join(r) + " |" for r in rows),
         "",
         f"Send call → result read here, {a.seconds:g} s at each rate after {WARM} warm-up events and {IDLE:g} s idle "
-        f"(idle worker CPU: its share of one core then); 8 partitions, one "
+        f"(idle worker CPU: its share of one core then; broker CPU: the local broker's over the paced phase, "
+        f"serving this process's producer and reader as well); 8 partitions, one "
         f"broker; load average before {load[0]:.2f}, after {os.getloadavg()[0]:.2f}. {e2e.versions()}.",
         "",
         "Command: `.venv/bin/python bench/latency.py " + " ".join(sys.argv[1:]) + "`",
