@@ -101,11 +101,14 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument("--before", metavar="DIR", help="a source tree of another commit: its worker runs first (--before-last: second), as labelstream-before")
+    ap.add_argument("--partitions", type=int, default=e2e.PARTITIONS, help="partitions of every topic (a worker is "
+                    "assigned five consumed topics' worth)")
     ap.add_argument("--before-last", action="store_true", help="run the --before tree after this one (order effects)")
     ap.add_argument("--write", action="store_true")
     ap.add_argument("--profile", metavar="PREFIX", help="py-spy each worker over its paced phase: "
                     "PREFIX-<workload>-<service>-<rate>.txt (bench/profile.py reads them)")
     a = ap.parse_args()
+    e2e.PARTITIONS = a.partitions
     kinds = ["labelstream"]
     if a.before:
         e2e.LABELSTREAM["labelstream-before"] = {"PYTHONSAFEPATH": "1", "PYTHONPATH": str(Path(a.before).resolve())}
@@ -127,7 +130,7 @@ def main() -> int:
         "",
         f"Send call → result read here, {a.seconds:g} s at each rate after {WARM} warm-up events and {IDLE:g} s idle "
         f"(idle worker CPU: its share of one core then; broker CPU: the local broker's over the paced phase, "
-        f"serving this process's producer and reader as well); 8 partitions, one "
+        f"serving this process's producer and reader as well); {a.partitions} partitions, one "
         f"broker; load average before {load[0]:.2f}, after {os.getloadavg()[0]:.2f}. {e2e.versions()}.",
         "",
         "Command: `.venv/bin/python bench/latency.py " + " ".join(sys.argv[1:]) + "`",
