@@ -48,7 +48,7 @@ async def raw() -> None:
 
     servers = BROKER.removeprefix("kafka://")
     consumer = AIOKafkaConsumer(SOURCE, bootstrap_servers=servers, group_id=GROUP, auto_offset_reset="earliest",
-                                enable_auto_commit=False, max_poll_records=2000, fetch_max_wait_ms=5,
+                                enable_auto_commit=False, max_poll_records=2000, fetch_max_wait_ms=500,  # e2e.READ_WAIT_MS
                                 max_partition_fetch_bytes=MAX_BYTES)
     producer = AIOKafkaProducer(bootstrap_servers=servers, linger_ms=5, acks="all", max_request_size=MAX_BYTES)
     stop = asyncio.Event()

@@ -56,10 +56,11 @@ async def one(broker: str, kind: str, workload: str, rate: float, seconds: float
             deadline = time.monotonic() + timeout
             while reader.seen < WARM and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
-            idle0 = measure.cpu_seconds(reader.pid)
+            idle0, broker_idle0 = measure.cpu_seconds(reader.pid), broker_cpu()
             await asyncio.sleep(IDLE)  # nothing to do: what the worker costs anyway
             cpu0, broker0 = measure.cpu_seconds(reader.pid), broker_cpu()
             idle = (cpu0 - idle0) / IDLE
+            broker_idle = (broker0 - broker_idle0) / IDLE if broker0 is not None and broker_idle0 is not None else None
             spy_start, spy_stop = throughput.profiler(reader.pid, f"{profile}-{workload}-{kind}-{rate:.0f}.txt") \
                 if profile else (lambda: None, lambda: None)
             spy_start()
@@ -84,7 +85,8 @@ async def one(broker: str, kind: str, workload: str, rate: float, seconds: float
     worst = max(measure.percentile(v, 50) for v in windows.values())
     return [workload, kind, f"{rate:,.0f}", f"{len(sent):,}", f"{p50 * 1000:.0f}", f"{p95 * 1000:.0f}",
             f"{p99 * 1000:.0f}", f"{worst * 1000:.0f}", f"{cpu / len(sent) * 1000:.3f}",
-            "-" if broker is None else f"{broker / len(sent) * 1000:.3f}", f"{100 * idle:.1f} %", f"{missing}"]
+            "-" if broker is None else f"{broker / len(sent) * 1000:.3f}", f"{100 * idle:.1f} %",
+            "-" if broker_idle is None else f"{100 * broker_idle:.1f} %", f"{missing}"]
 
 
 def broker_cpu() -> float | None:
@@ -124,12 +126,12 @@ def main() -> int:
                     print("| " + " | ".join(rows[-1]) + " |", flush=True)
     body = "\n".join([
         "| workload | service | paced /s | events | p50 ms | p95 ms | p99 ms | worst 0.5-s p50 ms | worker CPU ms / event "
-        "| broker CPU ms / event | idle worker CPU | missing |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| broker CPU ms / event | idle worker CPU | idle broker CPU | missing |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         *("| " + " | ".join(r) + " |" for r in rows),
         "",
         f"Send call → result read here, {a.seconds:g} s at each rate after {WARM} warm-up events and {IDLE:g} s idle "
-        f"(idle worker CPU: its share of one core then; broker CPU: the local broker's over the paced phase, "
+        f"(idle worker and broker CPU: their share of one core then, the worker connected and idle; broker CPU: the local broker's over the paced phase, "
         f"serving this process's producer and reader as well); {a.partitions} partitions, one "
         f"broker; load average before {load[0]:.2f}, after {os.getloadavg()[0]:.2f}. {e2e.versions()}.",
         "",

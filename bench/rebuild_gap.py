@@ -44,7 +44,7 @@ from app.devtools.clients import produce  # noqa: E402
 from app.devtools.process import WorkerProcess  # noqa: E402
 from app.schemas.vectors import encode_vector  # noqa: E402
 from app.service.admin import bootstrap, ensure_topics  # noqa: E402
-from e2e import PARTITIONS, fresh  # noqa: E402
+from e2e import PARTITIONS, READ_WAIT_MS, fresh  # noqa: E402
 from workloads import DIM, knn_large  # noqa: E402
 
 SECTION = "## Result gaps while a 100k index rebuilds"
@@ -73,7 +73,7 @@ class Reader:
 
     async def run(self) -> None:
         c = AIOKafkaConsumer(self.topic, bootstrap_servers=bootstrap(self.broker), group_id=None,
-                             auto_offset_reset="earliest", fetch_max_wait_ms=5)
+                             auto_offset_reset="earliest", fetch_max_wait_ms=READ_WAIT_MS)
         await c.start()
         offset = time.time() - time.monotonic()  # Kafka timestamps are wall clock
         try:
@@ -239,7 +239,7 @@ def main() -> int:
              f"the burst was sent (worker log: {'; '.join(s.split('] ')[-1] for s in info['build_log'])}). "
              f"Worker ready {info['ready_s']:.0f} s after start, peak RSS {info['peak_rss_mib']:,.0f} MiB; an event "
              f"{info['event_bytes']:,.0f} B, a result {info['result_bytes']:,.0f} B. Gap = "
-             "time between consecutive results read here (one reader polling with fetch_max_wait 5 ms, in the "
+             f"time between consecutive results read here (one reader long-polling, fetch_max_wait {READ_WAIT_MS} ms, in the "
              "producer's process), and between their Kafka timestamps (when the worker's sink sent them); latency = send call → result read. Load average at start "
              f"{info['load_start']:.1f}, at the burst {info['load_burst']:.1f}, at the end {info['load_end']:.1f} "
              "(2 CPUs shared by broker, worker, this process and other people's benchmarks).",
