@@ -56,11 +56,12 @@ async def one(broker: str, kind: str, workload: str, rate: float, seconds: float
             deadline = time.monotonic() + timeout
             while reader.seen < WARM and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
-            idle0, broker_idle0 = measure.cpu_seconds(reader.pid), broker_cpu()
-            await asyncio.sleep(IDLE)  # nothing to do: what the worker costs anyway
-            cpu0, broker0 = measure.cpu_seconds(reader.pid), broker_cpu()
-            idle = (cpu0 - idle0) / IDLE
-            broker_idle = (broker0 - broker_idle0) / IDLE if broker0 is not None and broker_idle0 is not None else None
+            bpid = broker_pid()
+            pids = [reader.pid] + ([bpid] if bpid else [])
+            idle0 = [measure.cpu_seconds(p) for p in pids]
+            await asyncio.sleep(IDLE)  # nothing to do: what the worker (and the broker) cost anyway
+            cpu0 = [measure.cpu_seconds(p) for p in pids]
+            idle = [(b - a) / IDLE for a, b in zip(idle0, cpu0)]
             spy_start, spy_stop = throughput.profiler(reader.pid, f"{profile}-{workload}-{kind}-{rate:.0f}.txt") \
                 if profile else (lambda: None, lambda: None)
             spy_start()
@@ -68,8 +69,7 @@ async def one(broker: str, kind: str, workload: str, rate: float, seconds: float
             deadline = time.monotonic() + max(30.0, 4 * seconds)
             while len(reader.arrived) < len(sent) and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
-            cpu = measure.cpu_seconds(reader.pid) - cpu0
-            broker = broker_cpu() - broker0 if broker0 is not None else None
+            cpu = [measure.cpu_seconds(p) - a for p, a in zip(pids, cpu0)]
             spy_stop()
         finally:
             task.cancel()
@@ -84,16 +84,15 @@ async def one(broker: str, kind: str, workload: str, rate: float, seconds: float
             windows.setdefault(int((at - t0) / 0.5), []).append(reader.arrived[key] - at)
     worst = max(measure.percentile(v, 50) for v in windows.values())
     return [workload, kind, f"{rate:,.0f}", f"{len(sent):,}", f"{p50 * 1000:.0f}", f"{p95 * 1000:.0f}",
-            f"{p99 * 1000:.0f}", f"{worst * 1000:.0f}", f"{cpu / len(sent) * 1000:.3f}",
-            "-" if broker is None else f"{broker / len(sent) * 1000:.3f}", f"{100 * idle:.1f} %",
-            "-" if broker_idle is None else f"{100 * broker_idle:.1f} %", f"{missing}"]
+            f"{p99 * 1000:.0f}", f"{worst * 1000:.0f}", *(f"{c / len(sent) * 1000:.3f}" for c in cpu),
+            *(["-"] if not bpid else []), *(f"{100 * i:.1f} %" for i in idle), *(["-"] if not bpid else []),
+            f"{missing}"]
 
 
-def broker_cpu() -> float | None:
-    """CPU seconds of the local broker this benchmark started (None for a configured one): it serves this
-    process's producer and reader too, the same for every service, so the difference is the worker's fetching."""
-    pid = None if os.environ.get("LABELSTREAM_BROKER") else localkafka.Broker.from_env().pid()
-    return measure.cpu_seconds(pid) if pid else None
+def broker_pid() -> int | None:
+    """The local broker this benchmark started (None for a configured one). It serves this process's
+    producer and reader too, the same for every service, so a difference is the worker's."""
+    return None if os.environ.get("LABELSTREAM_BROKER") else localkafka.Broker.from_env().pid()
 
 
 def main() -> int:

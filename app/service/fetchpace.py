@@ -99,7 +99,7 @@ def pace(fetcher: Any, flow_wait_ms: int) -> FetchPace:
     return state
 
 
-def _pacing_worker_consumer(create: Any) -> Any:
+def _hooked_worker_consumer(create: Any) -> Any:
     def create_worker_consumer(self: Any, transport: Any) -> Any:
         consumer = create(self, transport)
         wait_ms = getattr(self.app, "_labelstream_fetch_batch_wait_ms", 0)
@@ -108,14 +108,14 @@ def _pacing_worker_consumer(create: Any) -> Any:
             return consumer
         start = consumer.start
 
-        async def start_paced() -> None:
+        async def start_hooked() -> None:
             await start()  # the fetcher (and its request loop) exists once start() returns
             if sessions:
                 fetchsession.attach(consumer)  # counted in the worker's metrics
             if wait_ms > 0:
                 pace(consumer._fetcher, wait_ms)  # noqa: SLF001
 
-        consumer.start = start_paced
+        consumer.start = start_hooked
         return consumer
 
     return create_worker_consumer
@@ -131,6 +131,6 @@ def apply(app: Any, flow_wait_ms: int, sessions: bool = True) -> None:
         return
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
-    AIOKafkaConsumerThread._create_worker_consumer = _pacing_worker_consumer(  # type: ignore[method-assign]  # noqa: SLF001
+    AIOKafkaConsumerThread._create_worker_consumer = _hooked_worker_consumer(  # type: ignore[method-assign]  # noqa: SLF001
         AIOKafkaConsumerThread._create_worker_consumer)  # noqa: SLF001
     _applied = True

@@ -180,7 +180,7 @@ class Sessions:
             session.failed()
         elif not session.answered(plan, response.error_code, response.session_id):
             self._reset()
-        wanted = sum(len(parts) for _, parts in request.topics)
+        wanted = len(plan.held)  # every partition of the request, once
         sent = sum(len(parts) for _, parts in plan.send) if wire.version >= 7 else wanted
         self.full += plan.full
         self.incremental += not plan.full
@@ -215,13 +215,14 @@ def attach(consumer: Any) -> Sessions:
 
     client.send = send
     proc = fetcher._proc_fetch_request  # noqa: SLF001
-    stamped = [0.0]
+    stamped = 0.0
 
     async def proc_fetch_request(assignment: Any, node_id: Any, request: Any) -> Any:
+        nonlocal stamped
         had_records = await proc(assignment, node_id, request)
         now = time.monotonic()
-        if now - stamped[0] >= STAMP_EVERY and assignment.active:
-            stamped[0] = now
+        if now - stamped >= STAMP_EVERY and assignment.active:
+            stamped = now
             now_ms = int(1000 * time.time())
             for topic, parts in request.topics:
                 for p, *_ in parts:
