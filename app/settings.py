@@ -139,6 +139,12 @@ class Settings(BaseSettings):
     knn_exact_threshold: int = 2_000
     annoy_n_trees: int | None = None
     annoy_search_k: int | None = None
+    knn_index: Literal["annoy", "ivf"] = Field("annoy", description="the approximate index above the exact "
+                                              "threshold: Annoy's forest, or an inverted file (FAISS IVF-Flat, "
+                                              "app/index/ivf.py: several times Annoy's queries/s on 384-d embeddings)")
+    ivf_nlist: int | None = Field(None, ge=1, description="inverted-file cells (default ~sqrt of the examples)")
+    ivf_nprobe: int | None = Field(None, ge=1, description="cells scanned per query (default: calibrated at each "
+                                   "build to recall@10 >= 0.98 against exact on the index's own examples)")
     index_build_process: bool = Field(True, description="build Annoy forests in a niced child process (off the "
                                       "worker's GIL and CPU priority; app/index/forest_proc.py), not on a thread")
 

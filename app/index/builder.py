@@ -43,16 +43,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-from annoy import AnnoyIndex
-
 from app.index import files, forest_proc
 
 __all__ = ["Buildable", "BuildScheduler", "Builder", "Capture"]
 
 log = logging.getLogger(__name__)
 
-# A snapshot on disk fits an index only when these meta fields agree.
-_FIT_KEYS = ("dim", "metric")
+# A snapshot on disk fits an index only when these meta fields agree (a field a sidecar lacks
+# has the default given: sidecars written before the field existed are Annoy forests).
+_FIT_KEYS = {"dim": None, "metric": None, "kind": "annoy"}
 # How long the scheduler sleeps when nothing is pending anywhere (a change wakes it).
 _IDLE_SECONDS = 60.0
 
@@ -94,8 +93,8 @@ class Buildable(Protocol):
         """Lock held: the live rows to build from."""
         ...
 
-    def make_forest(self, capture: Capture) -> AnnoyIndex:
-        """No lock: a built Annoy forest over ``capture.rows`` (item i = rows[i]), built on
+    def make_forest(self, capture: Capture) -> files.Forest:
+        """No lock: a built forest (Annoy's or an inverted file) over ``capture.rows`` (item i = rows[i]), built on
         disk at ``capture.target`` when it is set."""
         ...
 
@@ -103,7 +102,7 @@ class Buildable(Protocol):
         """Lock held: ``(store row of each id, end)`` for a saved snapshot's item ids."""
         ...
 
-    def install(self, version: int, forest: AnnoyIndex, rows: np.ndarray, end: int,
+    def install(self, version: int, forest: files.Forest, rows: np.ndarray, end: int,
                 snap: files.Snapshot | None) -> None:
         """Lock held, no build in flight: swap the forest in (and compact if worth it)."""
         ...
@@ -240,7 +239,7 @@ class Builder:
             return top
         try:
             ids, set_hash, info = files.read_sidecar(snap.sidecar)
-            if all(info.get(k) == meta[k] for k in _FIT_KEYS) and len(set(ids)) == len(ids):
+            if all(info.get(k, d) == meta.get(k, d) for k, d in _FIT_KEYS.items()) and len(set(ids)) == len(ids):
                 self.candidate = _Candidate(snap, ids, set_hash)
             else:
                 log.warning("%s: snapshot v%d does not fit this index; ignored",
@@ -315,7 +314,7 @@ class Builder:
                     ids = [cap.ids[r] for r in cap.rows.tolist()]
                     snap = files.write_snapshot(ix.data_dir, ix.name, version, forest, ids,
                                                 cap.set_hash, meta, built_at=cap.target)
-                    forest = files.load_annoy(snap.ann, meta["dim"], meta["metric"])
+                    forest = files.load_forest(snap.ann, meta)
             except BaseException:
                 with self.lock:
                     self.building = False
@@ -347,7 +346,7 @@ class Builder:
                 self.building = True
             try:
                 meta = ix.snapshot_meta()
-                forest = files.load_annoy(c.snap.ann, meta["dim"], meta["metric"])
+                forest = files.load_forest(c.snap.ann, meta)
                 if forest.get_n_items() != len(c.ids):
                     raise ValueError(f"{c.snap.ann}: {forest.get_n_items()} items, "
                                      f"sidecar lists {len(c.ids)}")

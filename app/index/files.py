@@ -3,7 +3,8 @@
 Layout under ``data_dir`` for an index named ``name``::
 
     <name>.v<version>.npz   sidecar: item ids (Annoy item i -> example id), set hash, meta
-    <name>.v<version>.ann   the Annoy forest (memory-mapped when loaded)
+    <name>.v<version>.ann   the forest: Annoy's (memory-mapped when loaded), or, for an index of
+                            kind "ivf", a FAISS inverted file (:mod:`app.index.ivf`, read in whole)
 
 Rules that keep a live worker safe:
 
@@ -26,15 +27,26 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from annoy import AnnoyIndex
 
 from app.core.knn import Metric
 
-__all__ = ["Snapshot", "ann_tmp", "annoy_metric", "latest", "list_snapshots", "load_annoy",
+__all__ = ["Forest", "Snapshot", "ann_tmp", "annoy_metric", "latest", "list_snapshots", "load_annoy", "load_forest",
            "read_sidecar", "remove_stale", "safe_name", "write_snapshot"]
+
+
+class Forest(Protocol):
+    """A built approximate index as this module handles it: an ``AnnoyIndex``, or an
+    :class:`app.index.ivf.IvfForest` (same three methods)."""
+
+    def get_n_items(self) -> int: ...
+
+    def save(self, fn: str) -> object: ...
+
+    def unload(self) -> object: ...
 
 
 def annoy_metric(metric: Metric) -> Literal["angular", "euclidean"]:
@@ -109,7 +121,7 @@ def ann_tmp(data_dir: Path, name: str, version: int) -> Path:
     return data_dir / f"{safe_name(name)}.v{version}.ann.tmp-{os.getpid()}"
 
 
-def write_snapshot(data_dir: Path, name: str, version: int, forest: AnnoyIndex,
+def write_snapshot(data_dir: Path, name: str, version: int, forest: Forest,
                    ids: list[str], set_hash: int, meta: dict[str, Any], *,
                    built_at: Path | None = None) -> Snapshot:
     """Persist a BUILT forest and its sidecar as ``version``; ``forest`` is unloaded after.
@@ -161,6 +173,14 @@ def load_annoy(path: Path, dim: int, metric: Metric) -> AnnoyIndex:
     forest = AnnoyIndex(dim, annoy_metric(metric))
     forest.load(str(path))  # mmap: cheap, shared with the page cache
     return forest
+
+
+def load_forest(path: Path, meta: dict[str, Any]) -> Forest:
+    """The forest of a snapshot whose sidecar meta is ``meta`` (its ``kind``: Annoy by default)."""
+    if meta.get("kind", "annoy") == "ivf":
+        from app.index import ivf  # FAISS is loaded only by a worker that uses it
+        return ivf.load(path, meta["metric"])
+    return load_annoy(path, meta["dim"], meta["metric"])
 
 
 def remove_stale(data_dir: Path, name: str, keep_version: int | None) -> list[Path]:

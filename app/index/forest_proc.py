@@ -71,8 +71,12 @@ def cancel(thread: int | None) -> bool:
 
 
 def build_file(vecs: np.ndarray, rows: np.ndarray, metric: str, n_trees: int, target: Path, *,
-               jobs: int = 1, nice: int = NICE) -> None:
-    """Write the forest over ``vecs[rows]`` (Annoy item ``i`` = ``rows[i]``) to ``target``."""
+               jobs: int = 1, nice: int = NICE, kind: str = "annoy") -> None:
+    """Write the forest over ``vecs[rows]`` (item ``i`` = ``rows[i]``) to ``target``.
+
+    ``kind`` "annoy": ``metric`` is Annoy's ("angular", "euclidean"), ``n_trees`` its trees.
+    ``kind`` "ivf": an inverted file (:func:`app.index.ivf.build`), ``metric`` the index's
+    ("cosine", "euclidean"), ``n_trees`` its cells (0: ~sqrt of the examples)."""
     target = Path(target)
     scratch = target.with_name(target.name + ".vecs")
     dim = int(vecs.shape[1])
@@ -81,7 +85,7 @@ def build_file(vecs: np.ndarray, rows: np.ndarray, metric: str, n_trees: int, ta
             for s in range(0, rows.size, ADD_CHUNK):
                 fh.write(np.ascontiguousarray(vecs[rows[s: s + ADD_CHUNK]], dtype=np.float32).data)
         cmd = [sys.executable, "-m", "app.index.forest_proc", str(scratch), str(rows.size), str(dim), metric,
-               str(n_trees), str(target), str(jobs), str(nice), str(os.getpid())]
+               str(n_trees), str(target), str(jobs), str(nice), str(os.getpid()), kind]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (_ROOT, os.environ.get("PYTHONPATH")) if p)}
         me = threading.get_ident()
         with _lock:
@@ -120,14 +124,19 @@ def _watch_parent(parent: int) -> None:
 
 
 def main(argv: list[str]) -> int:
-    scratch, count, dim, metric, n_trees, target, jobs, nice, parent = argv
+    scratch, count, dim, metric, n_trees, target, jobs, nice, parent, kind = argv
     os.nice(int(nice))
     # The worker's pid, not getppid() now: the worker may have died before this line ran.
     threading.Thread(target=_watch_parent, args=(int(parent),), daemon=True).start()
-    from annoy import AnnoyIndex  # here, not at the top: the worker imports this module too
-
     n, d = int(count), int(dim)
     vecs = np.memmap(scratch, dtype=np.float32, mode="r", shape=(n, d)) if n else np.zeros((0, d), np.float32)
+    if kind == "ivf":
+        from app.index import ivf
+        ivf.set_threads(int(jobs))
+        ivf.build(vecs, metric, int(n_trees) or None).save(target)
+        return 0
+    from annoy import AnnoyIndex  # here, not at the top: the worker imports this module too
+
     forest = AnnoyIndex(d, metric)  # type: ignore[arg-type]
     forest.on_disk_build(target)
     add_items(forest, vecs)

@@ -10,7 +10,8 @@ builds on the one thread of the manager's :class:`~app.index.builder.BuildSchedu
 >>> from types import SimpleNamespace
 >>> from app.index.manager import Example
 >>> s = SimpleNamespace(data_dir=tempfile.mkdtemp(), knn_exact_threshold=2000,
-...                     annoy_n_trees=None, annoy_search_k=None, index_build_process=True)
+...                     annoy_n_trees=None, annoy_search_k=None, index_build_process=True,
+...                     knn_index="annoy", ivf_nlist=None, ivf_nprobe=None)
 >>> ix = KnnIndexes(s)
 >>> ix.upsert(Example("e1", "Doc", [3.0, 4.0], {}, {"topic": "a"}))
 >>> ix.get("Doc", "topic", "euclidean").search([[0.0, 0.0]], 1).distances[0].tolist()
@@ -44,9 +45,11 @@ class KnnIndexes:
         # "cosine": where the (cosine) forests always lived, so a restart finds its files.
         root = Path(settings.data_dir) / "indexes" / ANNOY_METRIC
         knobs: dict[str, Any] = {k: v for k, v in (("n_trees", settings.annoy_n_trees),
-                                                  ("search_k", settings.annoy_search_k)) if v}
+                                                  ("search_k", settings.annoy_search_k),
+                                                  ("nlist", settings.ivf_nlist),
+                                                  ("nprobe", settings.ivf_nprobe)) if v}
         self.manager = IndexManager(root, IndexSettings(
-            metric=ANNOY_METRIC, exact_threshold=settings.knn_exact_threshold,
+            metric=ANNOY_METRIC, exact_threshold=settings.knn_exact_threshold, kind=settings.knn_index,
             build_process=settings.index_build_process, **knobs))
 
     def get(self, class_name: str, prop: str,

@@ -46,7 +46,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 from annoy import AnnoyIndex
@@ -80,12 +80,17 @@ class IndexSettings:
     build_process: bool = True  # a forest built on disk is built by a niced child process (forest_proc.py)
     auto_build: bool = True
     compact_min_dead: int = 1024
+    # "ivf": an inverted file (FAISS, app/index/ivf.py) instead of the Annoy forest; its cells
+    # (None: ~sqrt(examples)) and cells scanned per query (None: calibrated at build, recall >= 0.98).
+    kind: Literal["annoy", "ivf"] = "annoy"
+    nlist: int | None = None
+    nprobe: int | None = None
 
 
 @dataclass(frozen=True)
 class _Built:
     version: int
-    forest: AnnoyIndex
+    forest: files.Forest
     item_rows: np.ndarray  # store row of Annoy item i (-1 once compacted away)
     base_end: int  # rows >= base_end were added after the snapshot: the overlay
     snap: files.Snapshot | None
@@ -128,9 +133,13 @@ class LiveIndex:
                  fetch_factor: int = 10, rebuild_after_changes: int = 1000,
                  rebuild_quiet_seconds: float = 2.0, build_jobs: int = 1, build_process: bool = True,
                  auto_build: bool = True, compact_min_dead: int = 1024,
+                 kind: Literal["annoy", "ivf"] = "annoy", nlist: int | None = None, nprobe: int | None = None,
                  scheduler: BuildScheduler | None = None) -> None:
         check_metric(metric)
+        if kind not in ("annoy", "ivf"):
+            raise ValueError(f"unknown index kind {kind!r}: annoy or ivf")
         self.dim, self.metric, self.name = int(dim), metric, name
+        self.kind, self.nlist, self.nprobe = kind, nlist, nprobe
         self.exact_threshold, self.n_trees, self.search_k = exact_threshold, n_trees, search_k
         self.fetch_factor, self.build_jobs, self.build_process = max(1, fetch_factor), build_jobs, build_process
         self.compact_min_dead = compact_min_dead
@@ -143,7 +152,7 @@ class LiveIndex:
         self._mask_cache: tuple[Predicate, int, np.ndarray] | None = None
         self._approx_prep: _ApproxPrep | None = None
         # Queries served per path, for metrics; plain ints (may undercount under threads).
-        self.counters = {"exact": 0, "annoy": 0, "fallback": 0}
+        self.counters = {"exact": 0, "annoy": 0, "ivf": 0, "fallback": 0}
         self._views: dict[str, MetricView] = {}
         # Alone (tests, benchmarks) an index owns its scheduler; in a worker the
         # IndexManager passes one shared by all its indexes.
@@ -233,7 +242,9 @@ class LiveIndex:
 
     # -- builds: the Buildable interface of app.index.builder ------------------------------
     def snapshot_meta(self) -> dict[str, Any]:
-        return {"dim": self.dim, "metric": self.metric, "n_trees": self.n_trees}
+        if self.kind == "ivf":
+            return {"dim": self.dim, "metric": self.metric, "kind": "ivf", "nlist": self.nlist}
+        return {"dim": self.dim, "metric": self.metric, "kind": "annoy", "n_trees": self.n_trees}
 
     def live_set(self) -> tuple[int, int]:  # lock held
         return self._store.live, self._store.set_hash
@@ -242,11 +253,21 @@ class LiveIndex:
         st = self._store
         return Capture(np.flatnonzero(st.alive[: st.n]), st.vecs, st.ids, st.n, st.set_hash)
 
-    def make_forest(self, capture: Capture) -> AnnoyIndex:
+    def make_forest(self, capture: Capture) -> files.Forest:
         return self._make_forest(capture.rows, capture.vecs, capture.target)
 
     def _make_forest(self, rows: np.ndarray, vecs: np.ndarray,
-                     target: Path | None = None) -> AnnoyIndex:
+                     target: Path | None = None) -> files.Forest:
+        if self.kind == "ivf":
+            from app.index import ivf  # FAISS is loaded only by a worker that uses it
+            if target is not None and self.build_process:
+                forest_proc.build_file(vecs, rows, self.metric, self.nlist or 0, target,
+                                       jobs=self.build_jobs, kind="ivf")
+                return ivf.load(target, self.metric)
+            built = ivf.build(vecs[rows], self.metric, self.nlist)  # FAISS releases the GIL
+            if target is not None:
+                built.save(str(target))
+            return built
         # Raw rows also for cosine: Annoy's angular metric normalises by itself.
         if target is not None and self.build_process:  # off this process's GIL and CPU priority
             forest_proc.build_file(vecs, rows, files.annoy_metric(self.metric), self.n_trees, target,
@@ -263,7 +284,7 @@ class LiveIndex:
         st = self._store
         return np.fromiter((st.row_of[i] for i in ids), np.int64, len(ids)), st.n
 
-    def install(self, version: int, forest: AnnoyIndex, rows: np.ndarray, end: int,
+    def install(self, version: int, forest: files.Forest, rows: np.ndarray, end: int,
                 snap: files.Snapshot | None) -> None:  # lock held, no build in flight
         self._built = _Built(version, forest, rows.astype(np.int64), end, snap)
         self._version = version
@@ -351,7 +372,7 @@ class LiveIndex:
         want = min(k, n_usable)
         # Over-fetch by the inverse share of usable items so ~fetch_factor*k survive.
         fetch = min(n_items, math.ceil(k * self.fetch_factor * n_items / max(n_usable, 1)))
-        search_k = -1 if self.search_k is None else self.search_k
+        found = self._candidates(b.forest, q, fetch)
         if overlay.size:
             o_idx, o_dist = exact_search(q, v.vecs[overlay], k, self.metric,
                                          base_norms=v.norms[overlay], out_dtype=np.float64)
@@ -359,8 +380,7 @@ class LiveIndex:
         rows: list[np.ndarray] = []
         dists: list[np.ndarray] = []
         fallback: list[int] = []
-        for i, qi in enumerate(q.tolist()):
-            items = np.asarray(b.forest.get_nns_by_vector(qi, fetch, search_k), np.int64)
+        for i, items in enumerate(found):
             items = items[usable[items]] if items.size else items
             if items.size < want:
                 fallback.append(i)
@@ -374,13 +394,23 @@ class LiveIndex:
             order = np.lexsort((cand, d))[:k]  # by distance, then row (as the exact path)
             rows.append(cand[order])
             dists.append(d[order])
-        self.counters["annoy"] += q.shape[0] - len(fallback)
+        self.counters[self.kind] += q.shape[0] - len(fallback)
         self.counters["fallback"] += len(fallback)
         if fallback:
             f_rows, f_dists = self._exact(q[fallback], v, mask, k, self.metric)
             for j, i in enumerate(fallback):
                 rows[i], dists[i] = f_rows[j], f_dists[j]
         return rows, dists
+
+    def _candidates(self, forest: files.Forest, q: np.ndarray, fetch: int) -> list[np.ndarray]:
+        """Item numbers of each query's ``fetch`` approximate nearest items (possibly fewer)."""
+        # A built forest is always of this index's kind: a snapshot of another kind is never adopted.
+        if self.kind == "ivf":  # one call for the batch, without the GIL
+            items = forest.search(q, fetch, self.nprobe)  # type: ignore[attr-defined]
+            return [row[row >= 0].astype(np.int64) for row in items]
+        search_k = -1 if self.search_k is None else self.search_k
+        return [np.asarray(forest.get_nns_by_vector(qi, fetch, search_k), np.int64)  # type: ignore[attr-defined]
+                for qi in q.tolist()]
 
     # -- lifecycle -------------------------------------------------------------------------
     def build_now(self) -> int | None:

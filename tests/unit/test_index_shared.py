@@ -121,7 +121,8 @@ def test_manual_rebuild_runs_on_the_scheduler_thread():
 def test_one_store_serves_both_metrics(tmp_path):
     from types import SimpleNamespace
     settings = SimpleNamespace(data_dir=tmp_path, knn_exact_threshold=50, annoy_n_trees=8,
-                               annoy_search_k=None, index_build_process=True)
+                               annoy_search_k=None, index_build_process=True, knn_index="annoy",
+                               ivf_nlist=None, ivf_nprobe=None)
     k = KnnIndexes(settings)
     x = points(200) * np.linspace(0.1, 10, 200, dtype=np.float32)[:, None]  # varied lengths
     for i, v in enumerate(x):
