@@ -377,23 +377,32 @@ class LiveIndex:
             o_idx, o_dist = exact_search(q, v.vecs[overlay], k, self.metric,
                                          base_norms=v.norms[overlay], out_dtype=np.float64)
             o_rows = overlay[o_idx]
-        rows: list[np.ndarray] = []
-        dists: list[np.ndarray] = []
+        empty: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int64), np.zeros(0))
+        rows: list[np.ndarray] = [empty[0]] * q.shape[0]
+        dists: list[np.ndarray] = [empty[1]] * q.shape[0]
         fallback: list[int] = []
+        served: list[tuple[int, np.ndarray]] = []  # (query, candidate store rows)
         for i, items in enumerate(found):
             items = items[usable[items]] if items.size else items
             if items.size < want:
                 fallback.append(i)
-                rows.append(np.zeros(0, np.int64))
-                dists.append(np.zeros(0))
-                continue
-            cand = item_rows[items]
-            d = pair_distances(q[i: i + 1], v.vecs[cand][None], self.metric)[0]
-            if overlay.size:
-                cand, d = np.concatenate([cand, o_rows[i]]), np.concatenate([d, o_dist[i]])
-            order = np.lexsort((cand, d))[:k]  # by distance, then row (as the exact path)
-            rows.append(cand[order])
-            dists.append(d[order])
+            else:
+                served.append((i, item_rows[items]))
+        if served:
+            # One exact distance pass for the batch: candidates padded to one width with each
+            # row's first (a distance is computed per (query, candidate) pair, so it is the same
+            # value as a query's own pass: a result never depends on its batch).
+            width = max(c.size for _, c in served)
+            padded = np.empty((len(served), width), np.int64)
+            for j, (_, c) in enumerate(served):
+                padded[j, : c.size], padded[j, c.size:] = c, c[0]
+            d_all = pair_distances(q[[i for i, _ in served]], v.vecs[padded], self.metric)
+            for j, (i, cand) in enumerate(served):
+                d = d_all[j, : cand.size]
+                if overlay.size:
+                    cand, d = np.concatenate([cand, o_rows[i]]), np.concatenate([d, o_dist[i]])
+                order = np.lexsort((cand, d))[:k]  # by distance, then row (as the exact path)
+                rows[i], dists[i] = cand[order], d[order]
         self.counters[self.kind] += q.shape[0] - len(fallback)
         self.counters["fallback"] += len(fallback)
         if fallback:

@@ -138,3 +138,19 @@ def test_the_worker_settings_choose_the_inverted_file(tmp_path):
 def test_an_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="unknown index kind"):
         LiveIndex(4, kind="hnsw")
+
+
+@pytest.mark.parametrize("kind", ["ivf", "annoy"])
+def test_a_live_index_answers_a_query_alike_alone_or_in_a_batch(tmp_path, kind):
+    ix = LiveIndex(DIM, exact_threshold=50, data_dir=tmp_path, name="D.p", auto_build=False, kind=kind)
+    for i, v in enumerate(DATA[:600]):
+        ix.upsert(f"e{i}", v, f"l{i % 3}")
+    ix.build_now()
+    ix.upsert("late", DATA[650], "new")  # an overlay row too
+    together = ix.search(QUERIES, 5)
+    for i, qv in enumerate(QUERIES):
+        alone = ix.search(qv, 5)
+        assert alone.ids[0] == together.ids[i]
+        np.testing.assert_array_equal(alone.distances[0], together.distances[i])  # bit for bit
+    assert ix.counters[kind] == 2 * len(QUERIES)
+    ix.close()
