@@ -482,7 +482,7 @@ def main() -> int:
         "",
         ("Command: `make bench` (= `.venv/bin/python bench/e2e.py" + (f" --scale {a.scale:g}" if a.scale != 1 else "")
          + (" --large" if a.large else "") + "`)") if len(sys.argv) <= 1 or sys.argv[1:] in (["--large"],) else
-        "Command: `.venv/bin/python bench/e2e.py " + " ".join(sys.argv[1:]) + "`",
+        "Command: `" + measure.env_prefix() + ".venv/bin/python bench/e2e.py " + " ".join(sys.argv[1:]) + "`",
     ]
     body = "\n".join(lines)
     print(body)

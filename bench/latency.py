@@ -134,7 +134,7 @@ def main() -> int:
         f"serving this process's producer and reader as well); {a.partitions} partitions, one "
         f"broker; load average before {load[0]:.2f}, after {os.getloadavg()[0]:.2f}. {e2e.versions()}.",
         "",
-        "Command: `.venv/bin/python bench/latency.py " + " ".join(sys.argv[1:]) + "`",
+        "Command: `" + measure.env_prefix() + ".venv/bin/python bench/latency.py " + " ".join(sys.argv[1:]) + "`",
     ])
     print(body)
     if a.write:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Sequence
+from typing import Mapping, Sequence
 
 #: clock ticks per second, for utime/stime in /proc/<pid>/stat
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -134,3 +134,14 @@ def cpu_split(cpu_per_1k: dict[tuple[str, str], float]) -> list[str]:
             out.append(f"{wl}: CPU ms per event: client {raw:.3f} + Faust {fst - raw:.3f} + Labelstream "
                        f"{ls - fst:.3f} = {ls:.3f} (one core at that cost: {1000 / ls:,.0f} events/s)")
     return out
+
+
+def env_prefix(environ: Mapping[str, str] | None = None) -> str:
+    """The ``LABELSTREAM_*`` settings a benchmark's workers inherit, as a command-line prefix.
+
+    >>> env_prefix({"LABELSTREAM_KNN_INDEX": "ivf", "HOME": "/x"})
+    'LABELSTREAM_KNN_INDEX=ivf '
+    """
+    env = os.environ if environ is None else environ
+    return "".join(f"{k}={v} " for k, v in sorted(env.items()) if k.startswith("LABELSTREAM_"))
+

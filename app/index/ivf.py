@@ -6,8 +6,8 @@ and answers ~220-370 queries/s per thread at 100k examples (``bench/RESULTS.md``
 An inverted file cuts the examples into ``nlist`` cells by k-means and scans only the ``nprobe``
 cells nearest a query, with FAISS's SIMD kernels, in one call per batch that releases the GIL.
 
-* ``nprobe`` is *calibrated* at build time on the index's own examples: the smallest power of two
-  whose recall@10 against exact search, over up to 256 sampled examples (each query's own row
+* ``nprobe`` is *calibrated* at build time on the index's own examples: the smallest of
+  :func:`probe_steps` whose recall@10 against exact search, over up to 256 sampled examples (each query's own row
   left out), reaches ``target_recall``. It is saved in the file, so a restart serves as before.
 * Deterministic per query: FAISS searches each query on its own (one OpenMP thread here, and
   the coarse step never switches to a batched BLAS product), so a result does not depend on
@@ -132,14 +132,27 @@ def calibrate(index: faiss.IndexIVF, x: np.ndarray, target_recall: float,
     exact.add(x)
     _, truth = exact.search(q, k)
     truth_sets = [set(t.tolist()) - {s} for t, s in zip(truth, sample.tolist())]
-    nprobe = 1
-    while nprobe < cells:
+    wanted = target_recall * sum(len(t) for t in truth_sets)
+    for nprobe in probe_steps(cells):
         _, found = index.search(q, k, params=_probe(nprobe))
-        hits = sum(len(t & set(f.tolist())) for t, f in zip(truth_sets, found))
-        if hits >= target_recall * sum(len(t) for t in truth_sets):
+        if sum(len(t & set(f.tolist())) for t, f in zip(truth_sets, found)) >= wanted:
             return nprobe
-        nprobe *= 2
     return cells
+
+
+def probe_steps(cells: int) -> list[int]:
+    """The ``nprobe`` values calibration tries, in order: 1, 2, 3, 4, 6, 8, 12, ... (steps of ~1.5x:
+    each costs a pass over the sample; a power of two alone overshot, e.g. 8 where 6 reached the
+    target), below ``cells``.
+
+    >>> probe_steps(20)
+    [1, 2, 3, 4, 6, 8, 12, 16]
+    """
+    steps, p = [], 1
+    while p < cells:
+        steps.append(p)
+        p = p + 1 if p < 2 else (p * 3 // 2 if (p & (p - 1)) == 0 else p * 4 // 3)
+    return steps
 
 
 def load(path: Path | str, metric: str) -> IvfForest:
