@@ -32,6 +32,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
+import measure  # noqa: E402  (bench/measure.py)
+
 SECTION = "## Index build at scale"
 DIM, LABELS = 384, 50
 
@@ -110,7 +112,7 @@ def one(n: int, queries: int, k: int, search_ks: list[int]) -> dict:
         idx = KnnIndexes(Settings(data_dir=Path(tmp)))
         m = idx.manager
         m.settings = replace(m.settings, auto_build=False)  # one build of N, timed below
-        out["settings"] = {k: getattr(m.settings, k) for k in ("n_trees", "search_k", "fetch_factor",
+        out["settings"] = {k: getattr(m.settings, k) for k in ("kind", "n_trees", "search_k", "fetch_factor",
                                                                "build_jobs", "exact_threshold")}
         t = time.perf_counter()
         for i in range(n):
@@ -139,7 +141,9 @@ def one(n: int, queries: int, k: int, search_ks: list[int]) -> dict:
         t = time.perf_counter()
         res = ix.search(q, k)
         out["qps"] = queries / (time.perf_counter() - t)
-        out["paths"] = dict(ix.counters)
+        out["paths"] = {p: c for p, c in ix.counters.items() if c}
+        if ix.kind == "ivf":  # the cells it scans, as calibrated by the build
+            out["paths"]["nprobe"] = ix._built.forest.nprobe  # type: ignore[union-attr]  # noqa: SLF001
         out["recall"] = recall(res.ids, exact)
         out["sweep"] = []  # (search_k, recall@k, queries/s): what the production default leaves
         for sk in search_ks:
@@ -195,7 +199,7 @@ def main() -> int:
              "generated in it, the store, Annoy's build heap). 2 CPUs shared with other benchmarks.",
              *[f"- {r['n']:,}: at search_k {sk:,}: recall@{a.k} {rc:.4f}, {qps:,.0f} queries/s"
                for r in rows for sk, rc, qps in r["sweep"]],
-             "", f"Command: `.venv/bin/python bench/index_build.py --sizes {' '.join(map(str, a.sizes))}"
+             "", f"Command: `{measure.env_prefix()}.venv/bin/python bench/index_build.py --sizes {' '.join(map(str, a.sizes))}"
              + (f" --search-k {' '.join(map(str, a.search_k))}" if a.search_k else "") + " --write`"]
     body = "\n".join(lines)
     print(body)

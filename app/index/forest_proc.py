@@ -13,7 +13,8 @@ writes, which release the GIL) and waits for ``python -m app.index.forest_proc``
 them, feeds Annoy and builds the forest on disk (``on_disk_build``) under ``os.nice``, so the
 kernel gives the worker and the broker the CPU first and the build what is left. The file it
 writes is exactly what the in-thread build writes; the caller renames and maps it as before
-(:mod:`app.index.files`). The child exits if the worker dies (it watches its parent), and a
+(:mod:`app.index.files`). An inverted file (``kind="ivf"``, :mod:`app.index.ivf`) is built the same
+way, for the same CPU-priority reason. The child exits if the worker dies (it watches its parent), and a
 worker that stops cancels it (:func:`cancel`): a 1M-vector build takes minutes, and the worker's
 shutdown used to wait for it (up to its close timeout, with the event loop blocked).
 

@@ -10,6 +10,10 @@
   (more when a filter or stale items thin them out); a query left with fewer than ``k``
   usable Annoy candidates falls back to exact search, and so does the whole batch when
   at most ``exact_threshold`` snapshot items are still usable.
+* The approximate index is of one *kind*: an Annoy forest (default), or an inverted file
+  (``kind="ivf"``, :mod:`app.index.ivf`: FAISS, one GIL-free call per batch, several times
+  Annoy's queries/s on 384-d embeddings). Everything else here (overlay, filters, exact
+  re-rank, fallback, snapshots) is the same for both.
 * ``trainingSetWhere``: ``search(..., where_fn)`` evaluates the compiled filter once per
   store generation over the examples' properties (cached), searches exactly when at most
   ``exact_threshold`` examples pass, and otherwise over-fetches from Annoy by the inverse
