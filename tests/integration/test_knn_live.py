@@ -1,8 +1,10 @@
 """kNN against the real broker: live training updates, deletes, restarts, index versions."""
 
 import numpy as np
+import pytest
 
 from app.devtools import samples
+from app.index import files
 from app.schemas.vectors import encode_vector
 
 
@@ -45,8 +47,10 @@ async def test_examples_added_and_deleted_mid_stream_change_the_next_result(stac
     assert "ex-new" not in [n["id"] for n in again["detail"]["knn"]["topic"]["neighbours"]]
 
 
-async def test_index_versions_move_forward_and_survive_a_kill(stack):
-    env = {"LABELSTREAM_KNN_EXACT_THRESHOLD": "40"}  # Annoy path with a small training set
+@pytest.mark.parametrize("kind", ["annoy", "ivf"])
+async def test_index_versions_move_forward_and_survive_a_kill(stack, kind):
+    # The approximate path (Annoy's forest, or the inverted file) with a small training set
+    env = {"LABELSTREAM_KNN_EXACT_THRESHOLD": "40", "LABELSTREAM_KNN_INDEX": kind}
     w = stack.worker("w1", **env)
     training = samples.training_records(per_label=30)
     await stack.produce("training", training)
@@ -60,6 +64,7 @@ async def test_index_versions_move_forward_and_survive_a_kill(stack):
     await stack.produce("training", more)
     v2 = await _wait_version(stack, centre, at_least=v1 + 1)
     assert v2 > v1
+    assert _snapshot_kinds(stack.root / "w1" / "indexes" / "cosine") == {kind}  # built of the kind asked
 
     # kill -9 and restart on the same data dir: training set and index come back.
     w.kill()
@@ -69,6 +74,16 @@ async def test_index_versions_move_forward_and_survive_a_kill(stack):
     assert r["labels"]["topic"] == "science"
     assert r["index_version"]["topic"] >= v2
     assert r["detail"]["knn"]["topic"]["meta"]["overallCount"] == 5
+
+
+def _snapshot_kinds(directory) -> set[str]:
+    kinds = set()
+    for sidecar in directory.glob("*.npz"):
+        try:
+            kinds.add(files.read_sidecar(sidecar)[2]["kind"])
+        except FileNotFoundError:  # an older version removed after the newer one was swapped in
+            pass
+    return kinds
 
 
 async def _wait_version(stack, vector, at_least: int, tries: int = 40) -> int:
