@@ -200,7 +200,7 @@ def main() -> int:
              *[f"- {r['n']:,}: at search_k {sk:,}: recall@{a.k} {rc:.4f}, {qps:,.0f} queries/s"
                for r in rows for sk, rc, qps in r["sweep"]],
              "", f"Command: `{measure.env_prefix()}.venv/bin/python bench/index_build.py --sizes {' '.join(map(str, a.sizes))}"
-             + (f" --search-k {' '.join(map(str, a.search_k))}" if a.search_k else "") + " --write`"]
+             + (f" --search-k {' '.join(map(str, a.search_k))}" if a.search_k else "") + (" --write" if a.write else "") + "`"]
     body = "\n".join(lines)
     print(body)
     if a.write:

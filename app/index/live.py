@@ -381,9 +381,8 @@ class LiveIndex:
             o_idx, o_dist = exact_search(q, v.vecs[overlay], k, self.metric,
                                          base_norms=v.norms[overlay], out_dtype=np.float64)
             o_rows = overlay[o_idx]
-        empty: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int64), np.zeros(0))
-        rows: list[np.ndarray] = [empty[0]] * q.shape[0]
-        dists: list[np.ndarray] = [empty[1]] * q.shape[0]
+        rows: list[np.ndarray] = [np.zeros(0, np.int64)] * q.shape[0]  # each set below
+        dists: list[np.ndarray] = [np.zeros(0)] * q.shape[0]
         fallback: list[int] = []
         served: list[tuple[int, np.ndarray]] = []  # (query, candidate store rows)
         for i, items in enumerate(found):
