@@ -50,14 +50,13 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
-from annoy import AnnoyIndex
 
 from app.core.filters import Predicate
 from app.core.knn import Metric, Neighbours, check_metric, exact_search, pair_distances
-from app.index import files, forest_proc
+from app.index import files, forests
 from app.index.builder import Builder, BuildScheduler, Capture
 from app.index.store import DimensionError, VectorStore
 
@@ -86,7 +85,7 @@ class IndexSettings:
     compact_min_dead: int = 1024
     # "ivf": an inverted file (FAISS, app/index/ivf.py) instead of the Annoy forest; its cells
     # (None: ~sqrt(examples)) and cells scanned per query (None: calibrated at build, recall >= 0.98).
-    kind: Literal["annoy", "ivf"] = "annoy"
+    kind: forests.Kind = "annoy"
     nlist: int | None = None
     nprobe: int | None = None
 
@@ -137,7 +136,7 @@ class LiveIndex:
                  fetch_factor: int = 10, rebuild_after_changes: int = 1000,
                  rebuild_quiet_seconds: float = 2.0, build_jobs: int = 1, build_process: bool = True,
                  auto_build: bool = True, compact_min_dead: int = 1024,
-                 kind: Literal["annoy", "ivf"] = "annoy", nlist: int | None = None, nprobe: int | None = None,
+                 kind: forests.Kind = "annoy", nlist: int | None = None, nprobe: int | None = None,
                  scheduler: BuildScheduler | None = None) -> None:
         check_metric(metric)
         if kind not in ("annoy", "ivf"):
@@ -262,27 +261,9 @@ class LiveIndex:
 
     def _make_forest(self, rows: np.ndarray, vecs: np.ndarray,
                      target: Path | None = None) -> files.Forest:
-        if self.kind == "ivf":
-            from app.index import ivf  # FAISS is loaded only by a worker that uses it
-            if target is not None and self.build_process:
-                forest_proc.build_file(vecs, rows, self.metric, self.nlist or 0, target,
-                                       jobs=self.build_jobs, kind="ivf")
-                return ivf.load(target, self.metric)
-            built = ivf.build(vecs[rows], self.metric, self.nlist)  # FAISS releases the GIL
-            if target is not None:
-                built.save(str(target))
-            return built
-        # Raw rows also for cosine: Annoy's angular metric normalises by itself.
-        if target is not None and self.build_process:  # off this process's GIL and CPU priority
-            forest_proc.build_file(vecs, rows, files.annoy_metric(self.metric), self.n_trees, target,
-                                   jobs=self.build_jobs)
-            return files.load_annoy(target, self.dim, self.metric)
-        forest = AnnoyIndex(self.dim, files.annoy_metric(self.metric))
-        if target is not None:  # the file is written by build(), without the GIL (files.py)
-            forest.on_disk_build(str(target))
-        forest_proc.add_items(forest, vecs, rows)  # rows < n never change: no lock
-        forest.build(self.n_trees, n_jobs=self.build_jobs)  # releases the GIL
-        return forest
+        return forests.build(self.kind, self.dim, self.metric, rows, vecs, target,
+                             size=self.nlist if self.kind == "ivf" else self.n_trees,
+                             jobs=self.build_jobs, in_child=self.build_process)
 
     def locate(self, ids: list[str]) -> tuple[np.ndarray, int]:  # lock held
         st = self._store
@@ -376,7 +357,8 @@ class LiveIndex:
         want = min(k, n_usable)
         # Over-fetch by the inverse share of usable items so ~fetch_factor*k survive.
         fetch = min(n_items, math.ceil(k * self.fetch_factor * n_items / max(n_usable, 1)))
-        found = self._candidates(b.forest, q, fetch)
+        # A built forest is always of this index's kind: a snapshot of another kind is never adopted.
+        found = forests.candidates(self.kind, b.forest, q, fetch, search_k=self.search_k, nprobe=self.nprobe)
         if overlay.size:
             o_idx, o_dist = exact_search(q, v.vecs[overlay], k, self.metric,
                                          base_norms=v.norms[overlay], out_dtype=np.float64)
@@ -413,16 +395,6 @@ class LiveIndex:
             for j, i in enumerate(fallback):
                 rows[i], dists[i] = f_rows[j], f_dists[j]
         return rows, dists
-
-    def _candidates(self, forest: files.Forest, q: np.ndarray, fetch: int) -> list[np.ndarray]:
-        """Item numbers of each query's ``fetch`` approximate nearest items (possibly fewer)."""
-        # A built forest is always of this index's kind: a snapshot of another kind is never adopted.
-        if self.kind == "ivf":  # one call for the batch, without the GIL
-            items = forest.search(q, fetch, self.nprobe)  # type: ignore[attr-defined]
-            return [row[row >= 0].astype(np.int64) for row in items]
-        search_k = -1 if self.search_k is None else self.search_k
-        return [np.asarray(forest.get_nns_by_vector(qi, fetch, search_k), np.int64)  # type: ignore[attr-defined]
-                for qi in q.tolist()]
 
     # -- lifecycle -------------------------------------------------------------------------
     def build_now(self) -> int | None:
