@@ -314,7 +314,7 @@ class Builder:
                     ids = [cap.ids[r] for r in cap.rows.tolist()]
                     snap = files.write_snapshot(ix.data_dir, ix.name, version, forest, ids,
                                                 cap.set_hash, meta, built_at=cap.target)
-                    forest = files.load_forest(snap.ann, meta)
+                    forest = files.serving(forest, snap.ann, meta)
             except BaseException:
                 with self.lock:
                     self.building = False

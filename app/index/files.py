@@ -35,7 +35,7 @@ from annoy import AnnoyIndex
 from app.core.knn import Metric
 
 __all__ = ["Forest", "Snapshot", "ann_tmp", "annoy_metric", "latest", "list_snapshots", "load_annoy", "load_forest",
-           "read_sidecar", "remove_stale", "safe_name", "write_snapshot"]
+           "read_sidecar", "remove_stale", "safe_name", "serving", "write_snapshot"]
 
 
 class Forest(Protocol):
@@ -181,6 +181,13 @@ def load_forest(path: Path, meta: dict[str, Any]) -> Forest:
         from app.index import ivf  # FAISS is loaded only by a worker that uses it
         return ivf.load(path, meta["metric"])
     return load_annoy(path, meta["dim"], meta["metric"])
+
+
+def serving(forest: Forest, path: Path, meta: dict[str, Any]) -> Forest:
+    """``forest``, just written to ``path`` by :func:`write_snapshot`, ready to serve: Annoy's
+    (unmapped by the write) is mapped again from its final path; an inverted file, held in
+    memory, serves as it is (reading the file back would read it a second time)."""
+    return forest if meta.get("kind", "annoy") == "ivf" else load_forest(path, meta)
 
 
 def remove_stale(data_dir: Path, name: str, keep_version: int | None) -> list[Path]:

@@ -35,6 +35,8 @@ from typing import cast
 import faiss
 import numpy as np
 
+from app.core.knn import normalize
+
 __all__ = ["IvfForest", "build", "load", "set_threads"]
 
 
@@ -63,11 +65,6 @@ def default_nlist(n: int) -> int:
     return max(1, min(round(math.sqrt(n)), n // 39))
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
-
-
 class IvfForest:
     """A built inverted file; thread-safe for searches."""
 
@@ -85,7 +82,7 @@ class IvfForest:
         """Item numbers of the ``n`` nearest items of each query (``-1`` pads a short row)."""
         q = np.ascontiguousarray(queries, dtype=np.float32)
         if self.metric == "cosine":
-            q = _unit(q)
+            q = normalize(q)
         n = max(1, min(n, self.get_n_items()))
         if nprobe is None:
             _, items = self.index.search(q, n)
@@ -105,7 +102,7 @@ def build(vecs: np.ndarray, metric: str, nlist: int | None = None, target_recall
     """The inverted file over ``vecs`` (item ``i`` = ``vecs[i]``), ``nprobe`` calibrated."""
     x = np.ascontiguousarray(vecs, dtype=np.float32)
     if metric == "cosine":
-        x = _unit(x)
+        x = normalize(x)
     n, dim = x.shape
     cells = default_nlist(n) if not nlist else max(1, min(int(nlist), n))
     inner = faiss.METRIC_INNER_PRODUCT if metric == "cosine" else faiss.METRIC_L2
@@ -121,16 +118,14 @@ def build(vecs: np.ndarray, metric: str, nlist: int | None = None, target_recall
 
 def calibrate(index: faiss.IndexIVF, x: np.ndarray, target_recall: float,
               rng: np.random.Generator) -> int:
-    """Smallest power-of-two ``nprobe`` (capped at ``nlist``) reaching ``target_recall`` at k=10
-    on sampled rows of ``x`` against exact search, each query's own row left out."""
+    """Smallest of :func:`probe_steps` (else ``nlist``) reaching ``target_recall`` at k=10 on
+    sampled rows of ``x`` against exact search, each query's own row left out."""
     n, cells = x.shape[0], int(index.nlist)
     if n <= CALIBRATION_K + 1 or cells == 1:
         return cells
     sample = np.sort(rng.choice(n, min(n, CALIBRATION_QUERIES), replace=False))
     q, k = x[sample], CALIBRATION_K + 1
-    exact = faiss.IndexFlat(x.shape[1], index.metric_type)
-    exact.add(x)
-    _, truth = exact.search(q, k)
+    _, truth = faiss.knn(q, x, k, metric=index.metric_type)  # brute force over x in place: no copy
     truth_sets = [set(t.tolist()) - {s} for t, s in zip(truth, sample.tolist())]
     wanted = target_recall * sum(len(t) for t in truth_sets)
     for nprobe in probe_steps(cells):
