@@ -98,7 +98,8 @@ class WorkerProcess:
             if h and h.get("ready") and h.get("training_records_applied", 0) >= min_training:
                 return h
             time.sleep(0.2)
-        raise TimeoutError(f"worker not ready within {timeout:.0f}s (last health: {self.health()}): see {self.log_path}")
+        raise TimeoutError(f"worker not ready within {timeout:.0f}s (last health: {self.health()}): "
+                           f"see {self.log_path}\n{self.tail(60)}")  # CI keeps the output of a failed run, not the file
 
     def tail(self, n: int = 30) -> str:
         try:

@@ -83,6 +83,10 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], timeou
         await asyncio.sleep(0.1)
 
 
+#: s between the log lines of a :func:`group_consumed` still waiting.
+REPORT_EVERY = 10.0
+
+
 async def group_consumed(boot: str, group: str, topic: str, poll: float = 0.2) -> None:
     """Return once consumer group ``group`` has committed, on every partition of ``topic``, the
     end offset the partition had when this was called: the group has processed that backlog.
@@ -103,12 +107,20 @@ async def group_consumed(boot: str, group: str, topic: str, poll: float = 0.2) -
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
         end = await consumer.end_offsets(tps)
         left = {tp for tp in tps if end[tp] > 0}
+        loop = asyncio.get_running_loop()
+        report = loop.time() + REPORT_EVERY
+        committed: dict = {}
         while left:
             try:
                 committed = await admin.list_consumer_group_offsets(group, partitions=list(left))
                 left = {tp for tp in left if not (committed.get(tp) and committed[tp].offset >= end[tp])}
             except KafkaError as e:  # a broker hiccup or the group not there yet: ask again
                 log.debug("committed offsets of %s not read: %r", group, e)
+            if left and loop.time() >= report:  # a worker not ready for long says what it waits for
+                report = loop.time() + REPORT_EVERY
+                log.info("waiting for group %s to commit %s: %s", group, topic, ", ".join(
+                    f"[{tp.partition}] {committed[tp].offset if committed.get(tp) else None}/{end[tp]}"
+                    for tp in sorted(left)))
             if left:
                 await asyncio.sleep(poll)
     finally:
