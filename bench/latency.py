@@ -1,5 +1,8 @@
 """Latency at a fixed rate, and where a worker's event loop stopped: one worker (or two commits' workers) side by side.
 
+``--services raw labelstream`` adds the raw aiokafka forwarder paced at the same rate: what the
+broker and this harness cost on their own, the floor under a worker's figures.
+
 ``bench/e2e.py`` paces each service at half of its *own* measured maximum, so two commits with
 different maxima are measured at different rates. This paces every service at the *same*
 ``--rate`` for ``--seconds`` (after a short warm-up), and reports p50/p95/p99 of send call →
@@ -50,8 +53,8 @@ async def one(broker: str, kind: str, workload: str, rate: float, seconds: float
         reader.pid = svc.start()
         task = asyncio.create_task(reader.run())
         try:
-            assert svc.worker is not None
-            await asyncio.to_thread(svc.worker.wait_ready, timeout, len(w.training))
+            if svc.worker is not None:  # a forwarder (raw) is ready once it forwards the warm-up
+                await asyncio.to_thread(svc.worker.wait_ready, timeout, len(w.training))
             await e2e.paced(settings, w.topic, w.events(WARM, "warm"), WARM)
             deadline = time.monotonic() + timeout
             while reader.seen < WARM and time.monotonic() < deadline:
@@ -104,13 +107,16 @@ def main() -> int:
     ap.add_argument("--before", metavar="DIR", help="a source tree of another commit: its worker runs first (--before-last: second), as labelstream-before")
     ap.add_argument("--partitions", type=int, default=e2e.PARTITIONS, help="partitions of every topic (a worker is "
                     "assigned five consumed topics' worth)")
+    ap.add_argument("--services", nargs="+", default=["labelstream"], choices=["raw", "lean", "labelstream"],
+                    help="raw: plain aiokafka consume -> decode -> produce (bench/forwarders.py) at the same rate: "
+                    "the latency of the broker and this harness alone")
     ap.add_argument("--before-last", action="store_true", help="run the --before tree after this one (order effects)")
     ap.add_argument("--write", action="store_true")
     ap.add_argument("--profile", metavar="PREFIX", help="py-spy each worker over its paced phase: "
                     "PREFIX-<workload>-<service>-<rate>.txt (bench/profile.py reads them)")
     a = ap.parse_args()
     e2e.PARTITIONS = a.partitions
-    kinds = ["labelstream"]
+    kinds = list(a.services)
     if a.before:
         e2e.LABELSTREAM["labelstream-before"] = {"PYTHONSAFEPATH": "1", "PYTHONPATH": str(Path(a.before).resolve())}
         kinds.insert(len(kinds) if a.before_last else 0, "labelstream-before")
@@ -132,7 +138,7 @@ def main() -> int:
         f"Send call → result read here, {a.seconds:g} s at each rate after {WARM} warm-up events and {IDLE:g} s idle "
         f"(idle worker and broker CPU: their share of one core then, the worker connected and idle; broker CPU: the local broker's over the paced phase, "
         f"serving this process's producer and reader as well); {a.partitions} partitions, one "
-        f"broker; load average before {load[0]:.2f}, after {os.getloadavg()[0]:.2f}. {e2e.versions()}.",
+        f"broker (worker CPU of raw: the forwarder's); load average before {load[0]:.2f}, after {os.getloadavg()[0]:.2f}. {e2e.versions()}.",
         "",
         "Command: `" + measure.env_prefix() + ".venv/bin/python bench/latency.py " + " ".join(sys.argv[1:]) + "`",
     ])

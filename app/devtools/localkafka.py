@@ -16,6 +16,7 @@ Environment (all optional):
     LABELSTREAM_KAFKA_CONTROLLER_PORT  KRaft controller port         (port + 1)
     LABELSTREAM_KAFKA_VERSION          Apache Kafka version          (4.1.1)
     LABELSTREAM_KAFKA_HEAP             broker heap                   (512m; 384m per cluster node)
+    LABELSTREAM_KAFKA_JVM_OPTS         the broker's JVM flags        (JVM_OPTS below)
     LABELSTREAM_KAFKA_BROKERS          nodes: 1, or 3 for a cluster  (1, or what the last start used)
 
 Every failure ends in one line on stderr that says what went wrong, what to do
@@ -38,6 +39,11 @@ from typing import Callable, Iterator
 KAFKA_VERSION = "4.1.1"
 LOG4J_VERSION = "2.24.3"
 STOP_GRACE_SECONDS = 30.0
+#: The project's broker shares 2 cores with workers, tests and benchmarks, and lives minutes. With
+#: HotSpot's default tiered compilation its C2 compiler thread took more CPU than request handling for
+#: the first minutes (56 % of the broker's CPU under a 250/s producer; a fresh broker used 50-65 % of a
+#: core for it, a warm one 11-16 %). The C1 compiler alone halves that (bench/RESULTS.md, eleventh session).
+JVM_OPTS = "-XX:+UseG1GC -XX:TieredStopAtLevel=1"
 
 
 def kafka_home() -> Path:
@@ -63,7 +69,7 @@ class Broker:
     replication: int = 1  # internal topics and the default for new topics
     min_isr: int = 1
     extra: str = ""  # more server.properties lines
-    jvm_opts: str = ""  # more JVM flags
+    jvm_opts: str = JVM_OPTS
 
     @classmethod
     def from_env(cls) -> "Broker":
@@ -76,6 +82,7 @@ class Broker:
             controller_port=cport,
             version=os.environ.get("LABELSTREAM_KAFKA_VERSION", KAFKA_VERSION),
             heap=os.environ.get("LABELSTREAM_KAFKA_HEAP", "512m"),
+            jvm_opts=os.environ.get("LABELSTREAM_KAFKA_JVM_OPTS", JVM_OPTS),
         )
 
     # -- paths -----------------------------------------------------------------
@@ -281,7 +288,7 @@ def spawn(b: Broker) -> tuple[subprocess.Popen, int]:
     log_from = b.log_file.stat().st_size if b.log_file.exists() else 0
     stdout = (b.log_dir / "stdout.log").open("ab")
     proc = subprocess.Popen(
-        ["java", f"-Xmx{b.heap}", f"-Xms{b.heap}", *(b.jvm_opts.split() or ["-XX:+UseG1GC"]), "-Djava.awt.headless=true",
+        ["java", f"-Xmx{b.heap}", f"-Xms{b.heap}", *b.jvm_opts.split(), "-Djava.awt.headless=true",
          f"-Dlog4j2.configurationFile={log4j}", f"-Dkafka.logs.dir={b.log_dir}",
          "-cp", str(b.jars / "*"), "kafka.Kafka", str(props)],
         stdout=stdout, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
