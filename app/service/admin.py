@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -87,7 +88,8 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], timeou
 REPORT_EVERY = 10.0
 
 
-async def group_consumed(boot: str, group: str, topic: str, poll: float = 0.2) -> None:
+async def group_consumed(boot: str, group: str, topic: str, poll: float = 0.2,
+                         local: Callable[[list[TopicPartition]], str] | None = None) -> None:
     """Return once consumer group ``group`` has committed, on every partition of ``topic``, the
     end offset the partition had when this was called: the group has processed that backlog.
 
@@ -95,6 +97,9 @@ async def group_consumed(boot: str, group: str, topic: str, poll: float = 0.2) -
     agent writes from the training *topic*. A worker that declared itself caught up with the
     changelog while the agent was still working through the topic's backlog was ready -- and
     classified -- with part of the model (13 of 61 records applied in one test run under load).
+
+    ``local(partitions)``: what this worker itself knows of the partitions still waited for, added to
+    the line logged every :data:`REPORT_EVERY` s (a worker not ready for long says why).
     """
     consumer = AIOKafkaConsumer(bootstrap_servers=boot, group_id=None, enable_auto_commit=False)
     admin = AIOKafkaAdminClient(bootstrap_servers=boot)
@@ -118,9 +123,9 @@ async def group_consumed(boot: str, group: str, topic: str, poll: float = 0.2) -
                 log.debug("committed offsets of %s not read: %r", group, e)
             if left and loop.time() >= report:  # a worker not ready for long says what it waits for
                 report = loop.time() + REPORT_EVERY
-                log.info("waiting for group %s to commit %s: %s", group, topic, ", ".join(
+                log.info("waiting for group %s to commit %s: %s%s", group, topic, ", ".join(
                     f"[{tp.partition}] {committed[tp].offset if committed.get(tp) else None}/{end[tp]}"
-                    for tp in sorted(left)))
+                    for tp in sorted(left)), f"; here: {local(sorted(left))}" if local is not None else "")
             if left:
                 await asyncio.sleep(poll)
     finally:

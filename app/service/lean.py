@@ -45,7 +45,7 @@ import asyncio
 import logging
 import os
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -210,6 +210,7 @@ class Lanes:
     def __init__(self, app: Any):
         self.app = app
         self.by_topic: dict[str, Lane] = {}
+        self.dropped: Counter[tuple[Any, str]] = Counter()  # (tp, reason) -> records not processed
         app._labelstream_lanes = self  # noqa: SLF001 - read by the patched _wait_next_records
 
     def register(self, topic: Any, name: str, handler: Handler, batch_size: int,
@@ -250,12 +251,16 @@ class Lanes:
         consumer = app.consumer
         generation = app.consumer_generation_id
         if not consumer.flow_active:
+            self._dropped(name, chunks, generation, consumer.assignment(), why="flow stopped")
             return
         assigned = consumer.assignment()
         # A chunk whose partition was sought since it was fetched is fetched again from the committed
         # offset (it is not acked, so the commit cannot have passed it): processing it now would do it twice.
-        chunks = [c for c in chunks if c.generation == generation and c.tp in assigned
-                  and c.mark == mark(consumer, c.tp)]
+        kept = [c for c in chunks if c.generation == generation and c.tp in assigned
+                and c.mark == mark(consumer, c.tp)]
+        if len(kept) < len(chunks):
+            self._dropped(name, [c for c in chunks if c not in kept], generation, assigned)
+        chunks = kept
         if not chunks:
             return
         records = [record(r) for c in chunks for r in c.records]
@@ -279,6 +284,18 @@ class Lanes:
         finally:
             token.acked = True
             consumer._unacked_messages.discard(token)  # noqa: SLF001
+
+    def _dropped(self, name: str, chunks: list[Chunk], generation: int, assigned: Any, why: str = "") -> None:
+        """Counted and logged (rare: around rebalances and seeks), so a partition whose records never
+        come again can be told apart from one that was never fetched (``lean_report.describe``)."""
+        consumer = self.app.consumer
+        for c in chunks:
+            reason = why or ("generation" if c.generation != generation else
+                             "unassigned" if c.tp not in assigned else "sought since fetched")
+            self.dropped[(c.tp, reason)] += len(c.records)
+            log.info("lane %s: %d record(s) of %s from offset %d not processed (%s; committed %s)", name,
+                     len(c.records), c.tp, c.records[0].offset, reason,
+                     consumer._committed_offset.get(c.tp))  # noqa: SLF001
 
     async def _refetch(self, chunks: list[Chunk]) -> None:
         """Seek each failed partition back to the batch's first record (what follows it is dropped)."""
@@ -310,7 +327,14 @@ def _delivering_hot(wait_next_records: Callable[..., Any]) -> Callable[..., Any]
     async def wait_next_records_lean(self: Any, timeout: float) -> Any:
         records, active = await wait_next_records(self, timeout)
         lanes = getattr(self.app, "_labelstream_lanes", None)
-        if not records or lanes is None or not lanes.by_topic or not self.flow_active or self.should_stop:
+        if not records or lanes is None or not lanes.by_topic:
+            return records, active
+        if not self.flow_active or self.should_stop:  # Faust's getmany drops them all (and seeks to committed)
+            for tp, recs in records.items():
+                if tp.topic in lanes.by_topic and recs:
+                    lanes.dropped[(tp, "flow stopped at fetch")] += len(recs)
+                    log.info("%d record(s) of %s from offset %d fetched while the flow stopped (committed %s)",
+                             len(recs), tp, recs[0].offset, self._committed_offset.get(tp))  # noqa: SLF001
             return records, active
         generation = self.app.consumer_generation_id
         marks = self._labelstream_marks  # noqa: SLF001 - faustfix notes them in the consumer thread
@@ -322,6 +346,10 @@ def _delivering_hot(wait_next_records: Callable[..., Any]) -> Callable[..., Any]
                 rest[tp] = recs
             elif active is None or tp in active or tp in buffered:  # as Faust's getmany filters
                 await lane.put(Chunk(generation, tp, recs, marks.get(tp)))
+            elif recs:
+                lanes.dropped[(tp, "inactive at fetch")] += len(recs)
+                log.info("%d record(s) of %s from offset %d fetched for an inactive partition", len(recs), tp,
+                         recs[0].offset)
         return rest, active
 
     wait_next_records_lean.__wrapped__ = wait_next_records  # type: ignore[attr-defined]

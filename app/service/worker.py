@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from app.classify.state import ModelState
 from app.service import (console_views, feedback_agent, gcsettle, jobs, sweeper, web, web_hive, web_twelvelabs,
                          web_weaviate, web_yandex, worker_report)
+from app.service import lean_report
 from app.service.admin import bootstrap, group_consumed
 from app.service.loopwatch import LoopWatch
 from app.service.metrics import GC_FROZEN
@@ -44,7 +45,8 @@ def build(settings: Settings) -> Runtime:
     state.loading()  # index builds wait for the replica's catch-up (settle=state.caught_up)
     boot = bootstrap(settings.broker)
     replica = ChangelogReplica(boot, tables.changelog(TRAINING), state.apply,  # ready = the topic's backlog applied
-                               upstream=lambda: group_consumed(boot, settings.app_id, settings.topic("training")),
+                               upstream=lambda: group_consumed(boot, settings.app_id, settings.topic("training"),
+                                                              local=lambda tps: lean_report.describe(app, tps)),
                                settle=state.caught_up)  # then the hash banks' overlay goes into one index
     rt = Runtime(settings, app, topics, tables, state, replica, Sink(topics, tables, MAX_MESSAGE_BYTES, on_failure=_stop_worker),
                  ThreadPoolExecutor(settings.classify_threads, thread_name_prefix="classify"))
