@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     # default keeps a crash's gap short; heartbeats every 3 s keep live workers in the group.
     session_timeout: float = Field(10.0, gt=0)
     heartbeat_interval: float = Field(3.0, gt=0)
+    commit_interval: float = Field(1.0, gt=0, description="seconds between two offset commits: what a worker "
+                                   "killed outright redoes (at-least-once) is about this long of its input")
 
     # batching of the classifying agents
     batch_size: int = Field(1024, ge=1)  # 256 -> 1024: ~13 % more events/s under load (bench/throughput.py)

@@ -49,7 +49,7 @@ def make_app(settings: Settings) -> faust.App:
         # short linger send the same records in far fewer requests (issue 10's profile).
         producer_max_batch_size=PRODUCER_BATCH_BYTES,
         producer_linger=PRODUCER_LINGER,
-        broker_commit_interval=1.0,
+        broker_commit_interval=settings.commit_interval,
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=settings.heartbeat_interval,
         table_standby_replicas=0,

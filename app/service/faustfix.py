@@ -70,6 +70,10 @@ chunks count as thrown away too, or the seek moved past them; and a note only co
 generation it was made in (a revocation's clear is followed by a reassignment that resets the
 position, and seeking to the note then could only skip records).
 
+**Records fetched for a partition no longer active (fix 5)** are fetched again, not lost:
+``app/service/activefetch.py`` says how Faust's live active-partition set let a fetch hand out
+records of paused partitions at every recovery, and how they are noted for fix 4's seek.
+
 **For the lean consume path** (``app/service/lean.py``, no fix of Faust's own): ``getall`` also
 notes each handed-out range's *position mark* (``position_mark``: the partition state and how
 often a seek or reset moved its position, counted on aiokafka's ``TopicPartitionState``), so a
@@ -93,6 +97,9 @@ import logging
 import os
 from collections import defaultdict, deque
 from typing import Any, Iterable, Mapping, Sequence
+
+from app.service import activefetch
+from app.service.activefetch import note_cleared
 
 #: The exact versions whose source these patches were read against.
 PATCHED_FOR = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0"}
@@ -185,23 +192,6 @@ def _reseek_after(recover):
 
     recover_then_reseek.__wrapped__ = recover
     return recover_then_reseek
-
-
-def note_cleared(cleared: dict, tp: Any, offset: int, generation: int | None) -> None:
-    """Note that a clear threw away ``tp`` from ``offset`` on, fetched in consumer ``generation``: the
-    lowest offset of the newest generation counts (an older generation's position was reset by its
-    reassignment, so seeking there now could skip records).
-
-    >>> c = {}
-    >>> note_cleared(c, "a", 7, 2); note_cleared(c, "a", 5, 2); note_cleared(c, "a", 3, 1); c
-    {'a': (2, 5)}
-    >>> note_cleared(c, "a", 9, 3); c
-    {'a': (3, 9)}
-    """
-    gen = -1 if generation is None else generation
-    had = cleared.get(tp)
-    if had is None or gen > had[0] or (gen == had[0] and offset < had[1]):
-        cleared[tp] = (gen, offset)
 
 
 def _noting_cleared(clear):
@@ -405,4 +395,5 @@ def apply() -> None:
     Consumer.perform_seek = _seeking_fresh_partitions(Consumer.perform_seek)
     FlowControlEvent.clear = _noting_cleared(FlowControlEvent.clear)
     Consumer._new_offset = _strict_head(Consumer._new_offset)  # noqa: SLF001
+    activefetch.apply(Consumer, AIOKafkaConsumer)  # fix 5
     _applied = True

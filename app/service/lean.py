@@ -327,15 +327,8 @@ def _delivering_hot(wait_next_records: Callable[..., Any]) -> Callable[..., Any]
     async def wait_next_records_lean(self: Any, timeout: float) -> Any:
         records, active = await wait_next_records(self, timeout)
         lanes = getattr(self.app, "_labelstream_lanes", None)
-        if not records or lanes is None or not lanes.by_topic:
-            return records, active
-        if not self.flow_active or self.should_stop:  # Faust's getmany drops them all (and seeks to committed)
-            for tp, recs in records.items():
-                if tp.topic in lanes.by_topic and recs:
-                    lanes.dropped[(tp, "flow stopped at fetch")] += len(recs)
-                    log.info("%d record(s) of %s from offset %d fetched while the flow stopped (committed %s)",
-                             len(recs), tp, recs[0].offset, self._committed_offset.get(tp))  # noqa: SLF001
-            return records, active
+        if not records or lanes is None or not lanes.by_topic or not self.flow_active or self.should_stop:
+            return records, active  # (records Faust drops are fetched again: app/service/activefetch.py)
         generation = self.app.consumer_generation_id
         marks = self._labelstream_marks  # noqa: SLF001 - faustfix notes them in the consumer thread
         buffered = self._buffered_partitions  # noqa: SLF001
@@ -346,10 +339,6 @@ def _delivering_hot(wait_next_records: Callable[..., Any]) -> Callable[..., Any]
                 rest[tp] = recs
             elif active is None or tp in active or tp in buffered:  # as Faust's getmany filters
                 await lane.put(Chunk(generation, tp, recs, marks.get(tp)))
-            elif recs:
-                lanes.dropped[(tp, "inactive at fetch")] += len(recs)
-                log.info("%d record(s) of %s from offset %d fetched for an inactive partition", len(recs), tp,
-                         recs[0].offset)
         return rest, active
 
     wait_next_records_lean.__wrapped__ = wait_next_records  # type: ignore[attr-defined]

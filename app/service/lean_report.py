@@ -37,6 +37,8 @@ def describe(app: Any, tps: list[Any]) -> str:
         queued = sum(len(c.records) for c in lane.chunks if c.tp == tp) if lane is not None else 0
         held = sum(len(c.records) for c in lane.held if c.tp == tp) if lane is not None else 0
         dropped = {why: n for (t, why), n in lanes.dropped.items() if t == tp} if lanes is not None else {}
+        dropped.update({why: n for (t, why), n in getattr(consumer, "_labelstream_fetched_past", {}).items()
+                        if t == tp})  # app/service/activefetch.py
         parts.append(
             f"[{tp.partition}] {'assigned' if tp in assigned else 'unassigned'} "
             f"{'active' if tp in active else 'inactive'} "

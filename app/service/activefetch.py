@@ -1,0 +1,119 @@
+"""faustfix fix 5: records fetched for a partition that is no longer active are fetched again, not lost.
+
+Faust hands aiokafka's ``Fetcher.fetched_records`` its *live* set of active partitions
+(``Consumer._active_partitions``, changed in place on Faust's loop by ``pause_partitions`` and
+``resume_partitions`` while the consumer thread waits for records), and aiokafka filters with
+``if partitions and tp not in partitions``: an emptied set filters nothing. That happens at every
+start with table recovery: while the changelogs are read, the set holds only changelog partitions
+(the stream partitions are paused for recovery, but aiokafka fetches them into its buffer all the
+same); when reading is done Faust pauses those too, the set is empty, and the fetch in flight hands
+out every buffered partition. Faust's ``getmany`` (and ``app/service/lean.py``) then drop the records
+of partitions that are not active -- with the fetch positions already past them. For a partition
+the group has committed, the seek to the committed offsets after recovery fetches them again. A
+partition the group never committed is not sought: its records were never processed, and (fix 4's
+strict head) nothing of it was ever committed. Found in CI: a worker restarted where the group had
+never committed the training topic never got ready (the training replica waits for the group to
+commit that backlog); the log showed every training record "fetched for an inactive partition".
+
+The fix, in two parts:
+
+- the fetch gets a frozen copy of the active set, and fetches nothing when it is empty (so a pause
+  on Faust's loop cannot widen a fetch in flight, and the consumer thread never iterates a set
+  another thread changes);
+- records that still come back for a partition no longer active (paused while the fetch waited),
+  or while the flow is stopped, are fetched again: noted as fix 4 notes a queue clear, so the seek
+  after recovery moves a never-committed partition back to them; once this generation's recovery
+  has settled (no seek is coming), the partition is sought back to them at once.
+
+Every such record is counted per partition and reason in ``Consumer._labelstream_fetched_past``
+(``app/service/lean_report.py`` shows it) and logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Any, Callable
+
+log = logging.getLogger(__name__)
+
+
+def note_cleared(cleared: dict, tp: Any, offset: int, generation: int | None) -> None:
+    """Note that a queue clear (fix 4), or a fetch past records nobody will process (fix 5), threw away
+    ``tp`` from ``offset`` on, fetched in consumer ``generation``: the
+    lowest offset of the newest generation counts (an older generation's position was reset by its
+    reassignment, so seeking there now could skip records).
+
+    >>> c = {}
+    >>> note_cleared(c, "a", 7, 2); note_cleared(c, "a", 5, 2); note_cleared(c, "a", 3, 1); c
+    {'a': (2, 5)}
+    >>> note_cleared(c, "a", 9, 3); c
+    {'a': (3, 9)}
+    """
+    gen = -1 if generation is None else generation
+    had = cleared.get(tp)
+    if had is None or gen > had[0] or (gen == had[0] and offset < had[1]):
+        cleared[tp] = (gen, offset)
+
+
+def _frozen_active(getmany: Callable[..., Any]) -> Callable[..., Any]:
+    """``AIOKafkaConsumer._getmany`` that fetches for a snapshot of the active partitions (none: nothing)."""
+
+    async def getmany_frozen(self: Any, active_partitions: Any, timeout: float) -> Any:
+        if active_partitions is not None:
+            active_partitions = frozenset(active_partitions)
+            if not active_partitions:
+                return {}
+        return await getmany(self, active_partitions, timeout)
+
+    getmany_frozen.__wrapped__ = getmany  # type: ignore[attr-defined]
+    return getmany_frozen
+
+
+def _refetching_dropped(wait_next_records: Callable[..., Any]) -> Callable[..., Any]:
+    """``Consumer._wait_next_records`` that takes out, and fetches again, what Faust would drop."""
+
+    async def wait_next_records_refetching(self: Any, timeout: float) -> Any:
+        records, active = await wait_next_records(self, timeout)
+        if not records:
+            return records, active
+        if not self.flow_active or self.should_stop:  # Faust's getmany drops everything, seeks to committed
+            await fetched_past(self, records, "the flow stopped")
+            return {}, active
+        buffered = self._buffered_partitions  # noqa: SLF001
+        if active is None:
+            return records, active
+        gone = {tp: recs for tp, recs in records.items() if tp not in active and tp not in buffered}
+        if not gone:
+            return records, active
+        await fetched_past(self, gone, "not active")
+        return {tp: recs for tp, recs in records.items() if tp not in gone}, active
+
+    wait_next_records_refetching.__wrapped__ = wait_next_records  # type: ignore[attr-defined]
+    return wait_next_records_refetching
+
+
+async def fetched_past(consumer: Any, records: dict[Any, list[Any]], why: str) -> None:
+    """The fetch positions of ``records``' partitions went past records nobody will process: fetch
+    them again (a stream partition; changelogs are Faust's recovery's own business)."""
+    generation = consumer.app.consumer_generation_id
+    settled = getattr(consumer, "_labelstream_settled", None) == generation
+    counts: Counter[tuple[Any, str]] = consumer.__dict__.setdefault("_labelstream_fetched_past", Counter())
+    cleared = consumer.app.flow_control.__dict__.setdefault("_labelstream_cleared", {})
+    for tp, recs in records.items():
+        if not recs or consumer._is_changelog_tp(tp):  # noqa: SLF001
+            continue
+        first = recs[0].offset
+        counts[(tp, why)] += len(recs)
+        log.info("%d record(s) of %s from offset %d fetched when %s: %s", len(recs), tp, first, why,
+                 "seeking back to it" if settled else "noted for the seek after recovery")
+        if settled:
+            await consumer.seek(tp, first)
+        else:
+            note_cleared(cleared, tp, first, generation)
+
+
+def apply(consumer_class: Any, aiokafka_consumer_class: Any) -> None:
+    """Patch Faust's ``Consumer`` and its aiokafka driver's ``Consumer`` (from ``faustfix.apply``)."""
+    consumer_class._wait_next_records = _refetching_dropped(consumer_class._wait_next_records)  # noqa: SLF001
+    aiokafka_consumer_class._getmany = _frozen_active(aiokafka_consumer_class._getmany)  # noqa: SLF001
