@@ -10,10 +10,10 @@ fixes -- and only changes how their records reach the step:
 - **Delivery.** ``Consumer._wait_next_records`` (the fetcher's call into aiokafka) is wrapped:
   the records of a hot topic's partitions come out of the fetched ``RecordMap`` as whole
   per-partition lists, tagged with the consumer generation, into that topic's :class:`Lane`;
-  Faust's drain iterates only what is left (training, changelogs). The same filters as
+  Faust's drain iterates only what is left (feedback, jobs, changelogs). The same filters as
   Faust's ``getmany`` apply: nothing while the flow is stopped, nothing of a partition that is
-  not active (paused for recovery, or revoked). A full lane makes the fetcher wait (as a full
-  stream buffer does).
+  not active (paused for recovery, or revoked); what they leave out is fetched again
+  (``app/service/activefetch.py``). A full lane makes the fetcher wait (as a full stream buffer does).
 - **Processing.** One task per lane takes whatever is queued (up to ``batch_size`` records,
   no waiting for more: batches grow with the load, and an idle worker adds no delay) and
   calls the handler (decode -> pure step in the pool -> ``Sink.emit``). Per-partition order
