@@ -17,11 +17,12 @@ commit that backlog); the log showed every training record "fetched for an inact
 
 The fix, in two parts:
 
-- the fetch gets a frozen copy of the active set, and fetches nothing when it is empty (so a pause
-  on Faust's loop cannot widen a fetch in flight, and the consumer thread never iterates a set
-  another thread changes);
-- records that still come back for a partition no longer active (paused while the fetch waited),
-  or while the flow is stopped, are fetched again: noted as fix 4 notes a queue clear, so the seek
+- the fetch gets a view of the active set (:class:`ActiveView`): a partition's records are handed
+  out only while it is active at that moment, and an empty set hands out nothing (a partition
+  resumed while the fetch waits is handed out in that same fetch, as before; a frozen copy
+  delayed the first records after every recovery by up to the fetch's 1 s timeout);
+- records that still come back for a partition no longer active (paused between aiokafka handing
+  them out and Faust's loop reading them), or while the flow is stopped, are fetched again: noted as fix 4 notes a queue clear, so the seek
   after recovery moves a never-committed partition back to them; once this generation's recovery
   has settled (no seek is coming), the partition is sought back to them at once.
 
@@ -56,18 +57,48 @@ def note_cleared(cleared: dict, tp: Any, offset: int, generation: int | None) ->
         cleared[tp] = (gen, offset)
 
 
-def _frozen_active(getmany: Callable[..., Any]) -> Callable[..., Any]:
-    """``AIOKafkaConsumer._getmany`` that fetches for a snapshot of the active partitions (none: nothing)."""
+class ActiveView:
+    """Faust's live set of active partitions as aiokafka's ``fetched_records`` reads it: a partition
+    is handed out while it is active *now* (one membership test of the live set per buffered
+    partition, no iteration of a set Faust's loop changes), and an empty set is no partition at all,
+    never "every partition".
 
-    async def getmany_frozen(self: Any, active_partitions: Any, timeout: float) -> Any:
-        if active_partitions is not None:
-            active_partitions = frozenset(active_partitions)
-            if not active_partitions:
-                return {}
+    >>> live = {"objects-0"}
+    >>> view = ActiveView(live)
+    >>> bool(view), "objects-0" in view, "training-0" in view
+    (True, True, False)
+    >>> live.clear(); live.add("training-0")  # Faust pauses one partition and resumes another
+    >>> bool(view), "objects-0" in view, "training-0" in view
+    (True, False, True)
+    >>> live.clear(); bool(view), "training-0" in view
+    (True, False)
+    """
+
+    __slots__ = ("live",)
+
+    def __init__(self, live: Any):
+        self.live = live
+
+    def __bool__(self) -> bool:
+        return True  # aiokafka: ``if partitions and tp not in partitions`` -- always filter
+
+    def __contains__(self, tp: Any) -> bool:
+        return tp in self.live
+
+    def __repr__(self) -> str:
+        return f"ActiveView({self.live!r})"
+
+
+def _viewing_active(getmany: Callable[..., Any]) -> Callable[..., Any]:
+    """``AIOKafkaConsumer._getmany`` that hands aiokafka an :class:`ActiveView` of the active set."""
+
+    async def getmany_viewing(self: Any, active_partitions: Any, timeout: float) -> Any:
+        if active_partitions is not None:  # None: a client-only app, every partition (as before)
+            active_partitions = ActiveView(active_partitions)
         return await getmany(self, active_partitions, timeout)
 
-    getmany_frozen.__wrapped__ = getmany  # type: ignore[attr-defined]
-    return getmany_frozen
+    getmany_viewing.__wrapped__ = getmany  # type: ignore[attr-defined]
+    return getmany_viewing
 
 
 def _refetching_dropped(wait_next_records: Callable[..., Any]) -> Callable[..., Any]:
@@ -116,4 +147,4 @@ async def fetched_past(consumer: Any, records: dict[Any, list[Any]], why: str) -
 def apply(consumer_class: Any, aiokafka_consumer_class: Any) -> None:
     """Patch Faust's ``Consumer`` and its aiokafka driver's ``Consumer`` (from ``faustfix.apply``)."""
     consumer_class._wait_next_records = _refetching_dropped(consumer_class._wait_next_records)  # noqa: SLF001
-    aiokafka_consumer_class._getmany = _frozen_active(aiokafka_consumer_class._getmany)  # noqa: SLF001
+    aiokafka_consumer_class._getmany = _viewing_active(aiokafka_consumer_class._getmany)  # noqa: SLF001
