@@ -1,4 +1,5 @@
-"""Runtime fixes for faust-streaming 0.15.3 (on aiokafka 0.14.0): records lost on takeover, commits stuck on holes.
+"""Runtime fixes for faust-streaming 0.15.3 (on aiokafka 0.14.0): records lost on takeover, at recovery
+and on a fresh group's backlog; commits stuck on holes.
 
 Found by ``tests/integration/test_faults.py::test_survivor_takes_over_partitions_and_recovers_tables``:
 when a worker takes over partitions that have a backlog (another worker died), 1-7 % of
