@@ -109,7 +109,7 @@ def _refetching_dropped(wait_next_records: Callable[..., Any]) -> Callable[..., 
         if not records:
             return records, active
         if not self.flow_active or self.should_stop:  # Faust's getmany drops everything, seeks to committed
-            await fetched_past(self, records, "the flow stopped")
+            await fetched_past(self, records, "the flow stopped", seek_now=False)
             return {}, active
         buffered = self._buffered_partitions  # noqa: SLF001
         if active is None:
@@ -124,11 +124,16 @@ def _refetching_dropped(wait_next_records: Callable[..., Any]) -> Callable[..., 
     return wait_next_records_refetching
 
 
-async def fetched_past(consumer: Any, records: dict[Any, list[Any]], why: str) -> None:
+async def fetched_past(consumer: Any, records: dict[Any, list[Any]], why: str, seek_now: bool = True) -> None:
     """The fetch positions of ``records``' partitions went past records nobody will process: fetch
-    them again (a stream partition; changelogs are Faust's recovery's own business)."""
+    them again (a stream partition; changelogs are Faust's recovery's own business).
+
+    Sought back at once only when no seek is coming (this generation has settled, ``seek_now``: the
+    flow is not stopped, whose ``getmany`` seeks next) and the partition is still assigned (a seek of
+    a revoked one raises in the consumer thread); noted for the next seek otherwise."""
     generation = consumer.app.consumer_generation_id
-    settled = getattr(consumer, "_labelstream_settled", None) == generation
+    settled = seek_now and getattr(consumer, "_labelstream_settled", None) == generation
+    assigned = consumer.assignment() if settled else set()
     counts: Counter[tuple[Any, str]] = consumer.__dict__.setdefault("_labelstream_fetched_past", Counter())
     cleared = consumer.app.flow_control.__dict__.setdefault("_labelstream_cleared", {})
     for tp, recs in records.items():
@@ -136,9 +141,10 @@ async def fetched_past(consumer: Any, records: dict[Any, list[Any]], why: str) -
             continue
         first = recs[0].offset
         counts[(tp, why)] += len(recs)
+        now = settled and tp in assigned
         log.info("%d record(s) of %s from offset %d fetched when %s: %s", len(recs), tp, first, why,
-                 "seeking back to it" if settled else "noted for the seek after recovery")
-        if settled:
+                 "seeking back to it" if now else "noted for the next seek")
+        if now:
             await consumer.seek(tp, first)
         else:
             note_cleared(cleared, tp, first, generation)

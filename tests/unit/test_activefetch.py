@@ -40,9 +40,13 @@ class FakeConsumer:
         self.app = SimpleNamespace(consumer_generation_id=7, flow_control=SimpleNamespace())
         self._labelstream_settled = 7 if settled else 6
         self.sought = []
+        self.revoked = set()
 
     async def wait_next_records(self, timeout):
         return self.records, self.active
+
+    def assignment(self):
+        return set(self.records) - self.revoked
 
     def _is_changelog_tp(self, tp):
         return tp.topic.endswith("-changelog")
@@ -78,11 +82,22 @@ def test_once_the_generation_has_settled_the_partition_is_sought_back_at_once():
     assert getattr(c.app.flow_control, "_labelstream_cleared", {}) == {}
 
 
-def test_records_fetched_while_the_flow_is_stopped_are_all_fetched_again():
-    c = FakeConsumer({TRAINING: [R(3)], OBJECTS: [R(5), R(6)]}, active={TRAINING, OBJECTS}, flow_active=False)
+def test_a_partition_revoked_meanwhile_is_noted_not_sought():
+    c = FakeConsumer({TRAINING: [R(40)], OBJECTS: [R(5)]}, active={OBJECTS}, settled=True)
+    c.revoked = {TRAINING}  # seeking it would raise in the consumer thread
     records, _ = run(c)
-    assert records == {}
-    assert c.app.flow_control._labelstream_cleared == {TRAINING: (7, 3), OBJECTS: (7, 5)}
+    assert records == {OBJECTS: [R(5)]}
+    assert c.sought == [] and c.app.flow_control._labelstream_cleared == {TRAINING: (7, 40)}
+
+
+def test_records_fetched_while_the_flow_is_stopped_are_all_fetched_again():
+    for settled in (False, True):  # Faust's getmany seeks next: noted, never sought here
+        c = FakeConsumer({TRAINING: [R(3)], OBJECTS: [R(5), R(6)]}, active={TRAINING, OBJECTS},
+                         flow_active=False, settled=settled)
+        records, _ = run(c)
+        assert records == {}
+        assert c.app.flow_control._labelstream_cleared == {TRAINING: (7, 3), OBJECTS: (7, 5)}
+        assert c.sought == []
 
 
 def test_nothing_changes_when_every_partition_is_active_or_buffered():
