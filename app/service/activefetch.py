@@ -22,9 +22,10 @@ The fix, in two parts:
   resumed while the fetch waits is handed out in that same fetch, as before; a frozen copy
   delayed the first records after every recovery by up to the fetch's 1 s timeout);
 - records that still come back for a partition no longer active (paused between aiokafka handing
-  them out and Faust's loop reading them), or while the flow is stopped, are fetched again: noted as fix 4 notes a queue clear, so the seek
-  after recovery moves a never-committed partition back to them; once this generation's recovery
-  has settled (no seek is coming), the partition is sought back to them at once.
+  them out and Faust's loop reading them), or while the flow is stopped, are fetched again: noted
+  as fix 4 notes a queue clear, so the next seek (after recovery, or Faust's own when the flow is
+  stopped) moves a never-committed partition back to them; once this generation's recovery has
+  settled (no seek is coming), a partition still assigned is sought back to them at once.
 
 Every such record is counted per partition and reason in ``Consumer._labelstream_fetched_past``
 (``app/service/lean_report.py`` shows it) and logged.
@@ -111,9 +112,9 @@ def _refetching_dropped(wait_next_records: Callable[..., Any]) -> Callable[..., 
         if not self.flow_active or self.should_stop:  # Faust's getmany drops everything, seeks to committed
             await fetched_past(self, records, "the flow stopped", seek_now=False)
             return {}, active
-        buffered = self._buffered_partitions  # noqa: SLF001
-        if active is None:
+        if active is None:  # a client-only app: Faust filters nothing
             return records, active
+        buffered = self._buffered_partitions  # noqa: SLF001
         gone = {tp: recs for tp, recs in records.items() if tp not in active and tp not in buffered}
         if not gone:
             return records, active

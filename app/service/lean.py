@@ -312,12 +312,17 @@ class Lanes:
             await consumer.seek(tp, offset)
 
 
-def mark(consumer: Any, tp: Any) -> tuple[int, int] | None:
-    """``faustfix.position_mark`` of ``tp`` now (None when unknown: not assigned, consumer not started)."""
+def assignment_of(consumer: Any) -> Any:
+    """aiokafka's current ``Assignment`` under a Faust consumer (None: not started, or none yet)."""
     try:
-        assignment = consumer._thread._consumer._subscription.subscription.assignment  # noqa: SLF001
+        return consumer._thread._consumer._subscription.subscription.assignment  # noqa: SLF001
     except AttributeError:
         return None
+
+
+def mark(consumer: Any, tp: Any) -> tuple[int, int] | None:
+    """``faustfix.position_mark`` of ``tp`` now (None when unknown: not assigned, consumer not started)."""
+    assignment = assignment_of(consumer)
     return None if assignment is None else position_mark(assignment.state_value(tp))
 
 

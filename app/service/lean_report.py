@@ -15,16 +15,15 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from app.service.lean import assignment_of
+
 
 def describe(app: Any, tps: list[Any]) -> str:
     """``app``'s view of ``tps`` (aiokafka ``TopicPartition``s), then where its lane tasks wait."""
     consumer = getattr(app, "_consumer", None)
     if consumer is None:
         return "no consumer"
-    try:
-        assignment = consumer._thread._consumer._subscription.subscription.assignment  # noqa: SLF001
-    except AttributeError:
-        assignment = None
+    assignment = assignment_of(consumer)
     lanes = getattr(app, "_labelstream_lanes", None)
     assigned = consumer.assignment()
     active = consumer._active_partitions or set()  # noqa: SLF001
