@@ -63,8 +63,9 @@ def start_and_time(env: dict, datadir: Path, log: Path, training: int, objects: 
                 raise RuntimeError(f"worker exited:\n{w.tail()}")
             if "ready_s" not in out:
                 h = w.health()
+                # the stored objects counted for this request, once ready (a count walks a RocksDB table's keys)
                 if (h and h.get("ready") and h.get("training_records_applied", 0) >= training
-                        and h.get("tables", {}).get("stored-objects", 0) >= objects):
+                        and ((w.health(fresh=True) or {}).get("tables", {}).get("stored-objects", 0) >= objects)):
                     out["ready_s"] = now
                     out["rss_ready_mib"] = measure.peak_rss(w.proc.pid) / 2**20
             if "index_s" not in out:

@@ -74,12 +74,14 @@ class WorkerProcess:
         configured, /health/ready only shows its details to a request with one."""
         return server_key(self.env)
 
-    def health(self) -> dict | None:
+    def health(self, fresh: bool = False) -> dict | None:
+        """/health/ready's body (None while it does not answer); ``fresh``: table sizes counted for
+        this request (a large RocksDB table's count is otherwise reused for a while, with its age)."""
         key = self.api_key
-        request = urllib.request.Request(f"http://127.0.0.1:{self.web_port}/health/ready",
+        request = urllib.request.Request(f"http://127.0.0.1:{self.web_port}/health/ready" + ("?fresh=1" if fresh else ""),
                                          headers={"Authorization": f"Bearer {key}"} if key else {})
         try:
-            with urllib.request.urlopen(request, timeout=2) as r:
+            with urllib.request.urlopen(request, timeout=30 if fresh else 2) as r:
                 return json.loads(r.read())
         except urllib.error.HTTPError as e:
             try:

@@ -12,6 +12,8 @@ there, so the local database, the changelog and changelog recovery agree.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from faust.stores import STORES
 from faust.stores.rocksdb import Store as FaustRocksDB
 from yarl import URL
@@ -27,6 +29,14 @@ class RocksDBStore(FaustRocksDB):
         partition = partition_of(key, self.table.partitions)
         self._key_index[key] = partition
         self._db_for_partition(partition).put(key, value)
+
+    def key_counter(self) -> Callable[[], int]:
+        """Taken on the event loop: a count of the keys of this worker's active partitions, to run
+        in a thread (it walks every key: RocksDB keeps no count). Only the databases are touched
+        there: Faust's store and table bind their event loop when first used, and a thread using
+        them bound a table's task to no running loop (its stop then waited forever)."""
+        dbs = list(self._dbs_for_actives())
+        return lambda: sum(sum(1 for _ in self._visible_keys(db)) for db in dbs)
 
 
 def table_store(url: str) -> str | None:

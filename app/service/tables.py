@@ -22,6 +22,8 @@ import faust
 from faust.types import TableT
 
 from app.classify.outcome import TableWrite
+from app.service.store import RocksDBStore
+from app.service.table_sizes import SizeCounter
 from app.settings import Settings
 from app.topics import BIG, CATALOG
 
@@ -106,6 +108,7 @@ class Tables:
         # A table's writer and the sweeper take turns through these (the sweeper must not drop an
         # assembly while a media step that read it is in the pool).
         self.locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.counts = SizeCounter(self.sizes)  # /health/ready's figures, counted in a thread
 
     def apply(self, w: TableWrite) -> None:
         """One write of a step's outcome (from an agent, or the sweeper's timer: our tables use the
@@ -143,9 +146,20 @@ class Tables:
 
         return get
 
-    def sizes(self) -> dict[str, int]:
-        """Keys this worker holds per table (its partitions): shows what changelog recovery restored."""
-        return {name: len(t) for name, t in self.by_name.items()}
+    def sizes(self) -> Callable[[], dict[str, int]]:
+        """Keys this worker holds per table (its partitions): what changelog recovery restored.
+
+        Called on the event loop, it returns the count to run in a thread (``counts``): a memory
+        table's size is known at once, a RocksDB table's keys are walked there (no count is kept)."""
+        counters: dict[str, Callable[[], int]] = {}
+        for name, t in self.by_name.items():
+            store = t.data
+            if isinstance(store, RocksDBStore):
+                counters[name] = store.key_counter()
+            else:
+                n = len(t)
+                counters[name] = lambda n=n: n  # type: ignore[misc]
+        return lambda: {name: count() for name, count in counters.items()}
 
     def changelog(self, name: str) -> str:
         return self.by_name[name].changelog_topic.get_topic_name()
