@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     # exactly_once fails the fault tests with the pinned faust-streaming (bench/RESULTS.md, Reliability)
     allow_unsafe_exactly_once: bool = False
     store: str = "memory://"  # or rocksdb:// with the [rocksdb] extra
+    # RocksDB memory of the whole worker, shared by every table partition's database (app/service/store.py)
+    rocksdb_block_cache_mb: int = Field(256, ge=8)
+    rocksdb_write_buffers_mb: int = Field(256, ge=8)
     data_dir: Path = Path("var/worker")
     web_host: str = "127.0.0.1"
     web_port: int = 6066

@@ -25,7 +25,9 @@ def make_app(settings: Settings) -> faust.App:
     app = faust.App(
         settings.app_id,
         broker=settings.broker,
-        store=table_store(settings.store) or settings.store,  # rocksdb: files keys by partition (store.py)
+        # rocksdb: files keys by partition, one memory budget for all its databases (store.py)
+        store=table_store(settings.store, settings.rocksdb_block_cache_mb, settings.rocksdb_write_buffers_mb)
+        or settings.store,
         datadir=str(settings.data_dir),
         processing_guarantee=settings.processing_guarantee,
         topic_partitions=settings.topic_partitions or CATALOG["objects"].partitions,
