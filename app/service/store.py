@@ -11,7 +11,7 @@ there, so the local database, the changelog and changelog recovery agree.
 
 **Memory.** Faust opens one database per table partition (9 tables x 8 partitions here), each with
 its own 2 GiB block cache and up to three 64 MiB memtables: a cold start with 1M stored objects
-peaked at 4.7 GiB, 0.8 GiB after a warm restart (bench/RESULTS.md, "Worker start-up"). Every
+peaked at 4.7 GiB, 0.8 GiB after a warm restart (bench/RESULTS.md, "Worker start-up"); shared, 1.8 and 0.7 GiB. Every
 database of a worker here shares one block cache and one write buffer manager instead
 (``LABELSTREAM_ROCKSDB_BLOCK_CACHE_MB``, ``LABELSTREAM_ROCKSDB_WRITE_BUFFERS_MB``), so RocksDB's
 memory has one bound per worker, whatever the partition count.
