@@ -20,7 +20,7 @@ memory has one bound per worker, whatever the partition count.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 from faust.stores import STORES
@@ -50,13 +50,7 @@ def shared_options(o: RocksDBOptions) -> Any:
     import rocksdict
 
     cache, buffers = shared_memory(*_budget)
-    opts = rocksdict.Options(raw_mode=True)
-    opts.create_if_missing(True)
-    if o.max_open_files is not None:  # None: RocksDB's default
-        opts.set_max_open_files(o.max_open_files)
-    opts.set_write_buffer_size(o.write_buffer_size)
-    opts.set_target_file_size_base(o.target_file_size_base)
-    opts.set_max_write_buffer_number(o.max_write_buffer_number)
+    opts = RocksDBOptions.as_options(o)  # Faust's, then its table factory replaced: same bloom filter and index
     opts.set_write_buffer_manager(buffers)
     table = rocksdict.BlockBasedOptions()
     table.set_bloom_filter(o.bloom_filter_size, True)
@@ -70,7 +64,7 @@ class RocksDBStore(FaustRocksDB):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.use_rocksdict:  # Faust's open() asks its options object for the rocksdict Options
-            self.rocksdb_options.as_options = lambda: shared_options(self.rocksdb_options)  # type: ignore[method-assign]
+            self.rocksdb_options.as_options = partial(shared_options, self.rocksdb_options)  # type: ignore[method-assign]
 
     def _set(self, key: bytes, value: bytes | None) -> None:
         assert self.table.partitions is not None  # app/service/tables.py always sets them

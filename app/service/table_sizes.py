@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class SizeCounter:
         while True:
             last = self._last
             if last is not None and (last.started >= asked or (not fresh and self._reusable(last, asked))):
-                return Counted(last.sizes, last.started, last.took, max(0.0, asked - last.started))
+                return replace(last, age=max(0.0, asked - last.started))
             if self._task is None:
                 self._task = asyncio.ensure_future(self._count())
             # shield: a request given up (a probe's connection closed) must not cancel the count others wait for

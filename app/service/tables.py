@@ -108,7 +108,7 @@ class Tables:
         # A table's writer and the sweeper take turns through these (the sweeper must not drop an
         # assembly while a media step that read it is in the pool).
         self.locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self.counts = SizeCounter(self.sizes)  # /health/ready's figures, counted in a thread
+        self.counts = SizeCounter(self.size_count)  # /health/ready's figures, counted in a thread
 
     def apply(self, w: TableWrite) -> None:
         """One write of a step's outcome (from an agent, or the sweeper's timer: our tables use the
@@ -146,7 +146,7 @@ class Tables:
 
         return get
 
-    def sizes(self) -> Callable[[], dict[str, int]]:
+    def size_count(self) -> Callable[[], dict[str, int]]:
         """Keys this worker holds per table (its partitions): what changelog recovery restored.
 
         Called on the event loop, it returns the count to run in a thread (``counts``): a memory
